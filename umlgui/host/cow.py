@@ -245,7 +245,8 @@ def _need(raw: bytes, length: int, where: str) -> None:
 def _check_geometry(sectorsize: int, alignment: int, where: str) -> None:
     if sectorsize <= 0 or alignment <= 0:
         raise CowFormatError(f"{where} has an invalid COW header (sector size {sectorsize}, "
-                             f"alignment {alignment})", "the file is damaged; re-create the COW layer")
+                             f"alignment {alignment})",
+                             "the file is damaged; re-create the COW layer")
 
 
 def _parse_v1(raw, path, where) -> CowHeader:
@@ -443,7 +444,8 @@ class _Bitmap:
         end_byte = min(-(-(first_sector + count) // 8), self.header.bitmap_len)
         raw = b""
         if end_byte > first_byte:
-            raw = _pread_full(self.fd, end_byte - first_byte, self.header.bitmap_offset + first_byte)
+            position = self.header.bitmap_offset + first_byte
+            raw = _pread_full(self.fd, end_byte - first_byte, position)
         return raw, first_byte
 
     def bits(self, first_sector: int, count: int) -> int:
@@ -519,8 +521,9 @@ class CowImage:
     def changed_sectors(self) -> int:
         """How many sectors the COW layer holds."""
         total = 0
-        for first in range(0, self.header.sectors, CHUNK_SECTORS * 64):
-            raw, _ = self._bitmap.bytes_for(first, min(CHUNK_SECTORS * 64, self.header.sectors - first))
+        step = CHUNK_SECTORS * 64
+        for first in range(0, self.header.sectors, step):
+            raw, _ = self._bitmap.bytes_for(first, min(step, self.header.sectors - first))
             total += int.from_bytes(raw, "little").bit_count()
         return total
 
@@ -539,7 +542,8 @@ class CowImage:
             start = max(offset, (first + run_start) * sectorsize)
             stop = min(end, (first + run_start + run_len) * sectorsize)
             if in_cow:
-                parts.append(_pread_full(self._cow_fd, stop - start, self.header.data_offset + start))
+                position = self.header.data_offset + start
+                parts.append(_pread_full(self._cow_fd, stop - start, position))
             else:
                 parts.append(_pread_full(self._backing_fd, stop - start, start))
         return b"".join(parts)
@@ -579,7 +583,8 @@ class CowImage:
         if end_byte <= first_byte:
             return
         position = self.header.bitmap_offset + first_byte
-        current = int.from_bytes(_pread_full(self._cow_fd, end_byte - first_byte, position), "little")
+        current = _pread_full(self._cow_fd, end_byte - first_byte, position)
+        current = int.from_bytes(current, "little")
         current |= ((1 << count) - 1) << (first_sector - first_byte * 8)
         current &= (1 << ((end_byte - first_byte) * 8)) - 1
         _pwrite_full(self._cow_fd, current.to_bytes(end_byte - first_byte, "little"), position)

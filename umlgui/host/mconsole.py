@@ -80,6 +80,12 @@ MAX_REQUEST_TEXT = 511        # a request's `len` must be < 512
 MAX_CHUNK = 511               # reply text per datagram, plus a NUL
 PROC_READ_SIZE = 4095         # UML reads /proc files in blocks of this size, chunking each
 LOG_CHUNK = 506               # uml_mconsole sends long `log` text in pieces of this size
+SEND_TIMEOUT_SECONDS = 2      # how long the server waits for a client that does not read
+# UML sends a reply's datagrams in one burst from a non-blocking socket; the client's queue
+# holds only net.unix.max_dgram_qlen (often 10) of them, so the tail of a long reply (sysrq
+# output at log level 8, a big /proc file) can be lost. A reply that stalls this long after
+# it started is returned as it is, marked truncated.
+CONTINUATION_TIMEOUT = 1.0
 MAX_UNIX_PATH = 107           # sun_path is 108 bytes including the NUL
 
 REQUEST_HEADER = struct.Struct("<III")     # magic, version, len
@@ -227,6 +233,7 @@ class MconsoleReply:
     err: int
     text: str
     warning: str = ""      # e.g. the version-mismatch reply that preceded the real one
+    truncated: bool = False    # the reply stopped arriving before its last datagram
 
     @property
     def ok(self) -> bool:
@@ -379,7 +386,17 @@ class MconsoleClient:
         chunks: list[bytes] = []
         err = 0
         while True:
-            datagram = self._receive_datagram(command, wait)
+            if chunks:
+                try:
+                    datagram = self._receive_datagram(command, min(wait, CONTINUATION_TIMEOUT))
+                except MconsoleTimeout:
+                    return MconsoleReply(
+                        err, b"".join(chunks).decode(errors="replace"),
+                        warning="The reply was cut off: the machine sent more datagrams than "
+                                "the socket queue holds (net.unix.max_dgram_qlen).",
+                        truncated=True)
+            else:
+                datagram = self._receive_datagram(command, wait)
             if not chunks and datagram.startswith(b"ERR Version"):
                 # Bad magic: UML answers with bare text and no header.
                 return MconsoleReply(1, datagram.decode(errors="replace"))
@@ -525,6 +542,11 @@ class MconsoleServer:
         self.handler = handler
         self.stopped = False
         self._sock = _bind_datagram_socket(self.socket_path, "mconsole socket")
+        # A long reply outruns the client's receive queue (net.unix.max_dgram_qlen, often 10
+        # datagrams): sends block until the client reads, but never longer than this.
+        self._sock.setblocking(True)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
+                              struct.pack("ll", SEND_TIMEOUT_SECONDS, 0))
 
     def fileno(self) -> int:
         return self._sock.fileno()
@@ -552,7 +574,7 @@ class MconsoleServer:
         or "stop" afterwards.
         """
         try:
-            datagram, origin = self._sock.recvfrom(1024)
+            datagram, origin = self._sock.recvfrom(1024, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             return None
         return self._serve(datagram, origin)

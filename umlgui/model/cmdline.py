@@ -42,7 +42,7 @@ def to_argv(machine: Machine, switch_socket=None) -> list[str]:
     """The machine as a UML command line. `switch_socket(name)` resolves named switches."""
     argv = [machine.kernel, f"umid={machine.umid}", f"mem={format_size(machine.memory)}"]
     argv += [disk_arg(unit, disk) for unit, disk in sorted(machine.disks.items())]
-    argv += ["con=null", "ssl=null"]
+    argv += ["con=none", "ssl=none"]
     argv += [f"{name}={user_channel(name, machine.consoles[name].channel)}"
              for name in machine.console_names()]
     argv += [net_arg(machine, dev, switch_socket) for dev in sorted(machine.network)]
@@ -132,7 +132,7 @@ def _import_word(result: ImportResult, word: str, cwd: str, defaults: dict) -> N
     elif (match := UBD_RE.match(word)):
         _import_disk(machine, match, cwd)
     elif (match := CHAN_RE.match(word)):
-        _import_channel(result, match)
+        _import_channel(result, match, defaults.setdefault("explicit", set()))
     elif (match := ETH_RE.match(word)):
         _import_eth(machine, f"eth{match.group(1)}", match.group(2))
     elif (match := VEC_RE.match(word)):
@@ -168,15 +168,16 @@ def _import_disk(machine: Machine, match: re.Match, cwd: str) -> None:
     machine.disks[unit] = disk
 
 
-def _import_channel(result: ImportResult, match: re.Match) -> None:
+def _import_channel(result: ImportResult, match: re.Match, explicit: set) -> None:
     kind, number, spec = match.groups()
     if not number:
-        if spec in ("null", "none") and kind == "con":
+        if spec in ("null", "none") and kind == "con" and "con0" not in explicit:
             result.machine.consoles.pop("con0", None)
         if spec not in ("null", "none"):
             result.warnings.append(f"ignored {kind}={spec}: give each console its own channel")
         return
     name = f"{kind}{int(number)}"
+    explicit.add(name)
     if spec.startswith(("fd:", "pts", "pty")):
         channel = "pty"
     elif spec == "none":

@@ -1,0 +1,5 @@
+import sys
+
+from umlgui.cli import main
+
+sys.exit(main())

@@ -1,0 +1,337 @@
+"""`umlgui` on the command line. Without arguments it opens the window.
+
+Exit codes: 0 success, 1 a problem the message explains, 2 bad usage, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import select
+import shutil
+import sys
+import termios
+import time
+import tty
+
+from umlgui import __version__
+from umlgui.errors import UmlguiError
+from umlgui.jobs import Cancelled, console_progress
+from umlgui.model import library
+from umlgui.model.units import format_size, human_size
+from umlgui.worker import client
+from umlgui.worker import state as st
+
+DETACH_KEY = b"\x1d"    # Ctrl-]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="umlgui", description="Manage User-Mode Linux machines.")
+    parser.add_argument("--version", action="version", version=f"umlgui {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sub.add_parser("gui", help="open the window (the default)")
+    p = sub.add_parser("list", help="list machines and their states")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("create", help="create a machine")
+    p.add_argument("name")
+    p.add_argument("--template", default="busybox", help="template to build from (default busybox); "
+                   "'none' for a machine made only of --disk images")
+    p.add_argument("--mem", help="memory, e.g. 128M")
+    p.add_argument("--engine", choices=("linux", "tt"), default="linux")
+    p.add_argument("--disk", action="append", default=[], metavar="FILE",
+                   help="attach an existing image as the next free ubd (repeatable)")
+    p.add_argument("--kernel", default="linux.uml", help="UML kernel binary (default linux.uml)")
+    p.add_argument("--autologin", action="store_true", help="log in as root on con0 without a prompt")
+
+    p = sub.add_parser("import", help="create a machine from a UML command line: import [NAME] -- linux ubd0=... mem=...")
+    p.add_argument("--name")
+    p.add_argument("argv", nargs=argparse.REMAINDER)
+
+    p = sub.add_parser("show", help="show a machine's definition and command line")
+    p.add_argument("name")
+
+    p = sub.add_parser("boot", help="boot a machine")
+    p.add_argument("name")
+    p.add_argument("--wait", action="store_true", help="return once a login or shell prompt shows on con0")
+    p.add_argument("--timeout", type=float, default=120.0)
+
+    for verb, text in (("halt", "halt a machine (sync, then mconsole halt)"),
+                       ("reboot", "reboot a machine"),
+                       ("kill", "kill a machine's whole process group")):
+        p = sub.add_parser(verb, help=text)
+        p.add_argument("name")
+        if verb == "halt":
+            p.add_argument("--wait", action="store_true", help="return once the machine has stopped")
+
+    p = sub.add_parser("console", help="attach to a console (Ctrl-] detaches)")
+    p.add_argument("name")
+    p.add_argument("console", nargs="?", default="con0")
+    p.add_argument("--no-replay", action="store_true", help="do not replay earlier output")
+
+    p = sub.add_parser("mconsole", help="send an mconsole command (version, sysrq s, proc meminfo, ...)")
+    p.add_argument("name")
+    p.add_argument("words", nargs=argparse.REMAINDER)
+
+    p = sub.add_parser("log", help="print a machine's console log")
+    p.add_argument("name")
+    p.add_argument("console", nargs="?", default="con0")
+    p.add_argument("--kernel", action="store_true", help="the kernel's own stderr instead")
+
+    p = sub.add_parser("rm", help="delete a machine (never its template's shared base)")
+    p.add_argument("name")
+
+    p = sub.add_parser("template", help="list, build or remove templates")
+    tsub = p.add_subparsers(dest="template_command", metavar="ACTION")
+    tsub.add_parser("list")
+    tp = tsub.add_parser("build")
+    tp.add_argument("name")
+    tp.add_argument("--force", action="store_true")
+    tp = tsub.add_parser("rm")
+    tp.add_argument("name")
+
+    p = sub.add_parser("terminal", help="open the terminal widget on a local command: terminal -- CMD")
+    p.add_argument("argv", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = args.command or "gui"
+    try:
+        return COMMANDS[command](args)
+    except UmlguiError as exc:
+        print(f"umlgui: {exc.problem}", file=sys.stderr)
+        if exc.fix:
+            print(f"  fix: {exc.fix}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, Cancelled):
+        print("umlgui: interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_gui(args) -> int:
+    try:
+        from umlgui.gui.app import main as gui_main
+    except ImportError as exc:
+        raise UmlguiError(f"the window cannot start: {exc}",
+                          "install the Qt bindings: pip install PySide6-Essentials") from None
+    return gui_main([])
+
+
+def cmd_list(args) -> int:
+    rows = []
+    for name in library.list_names():
+        machine = library.load(name)
+        state = client.machine_state(name)
+        rows.append({"name": name, "state": state.state, "engine": machine.engine,
+                     "memory": format_size(machine.memory), "uptime": state.uptime(),
+                     "exit_code": state.exit_code, "template": machine.template})
+    if args.json:
+        import json
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no machines yet: umlgui create NAME")
+        return 0
+    print(f"{'NAME':<20} {'STATE':<10} {'ENGINE':<7} {'MEMORY':<7} UPTIME/EXIT")
+    for row in rows:
+        extra = _duration(row["uptime"]) if row["uptime"] else (
+            f"exit {row['exit_code']}" if row["exit_code"] is not None else "")
+        print(f"{row['name']:<20} {row['state']:<10} {row['engine']:<7} {row['memory']:<7} {extra}")
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02}:{secs:02}" if hours else f"{minutes}:{secs:02}"
+
+
+def cmd_create(args) -> int:
+    template = None if args.template == "none" else args.template
+    machine = library.new_machine(args.name, template=template, memory=args.mem, engine=args.engine,
+                                  disks=args.disk, kernel=args.kernel, progress=console_progress())
+    if args.autologin:
+        machine.autologin = True
+        library.save(machine)
+    print(f"created {machine.name} ({machine.engine}, {format_size(machine.memory)}"
+          f"{', template ' + machine.template if machine.template else ''})")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from umlgui.model.cmdline import from_argv
+
+    words = [w for w in args.argv if w != "--"] if args.argv[:1] == ["--"] else args.argv
+    if not words:
+        raise UmlguiError("no command line to import", "umlgui import [--name NAME] -- linux ubd0=root_fs mem=128M")
+    result = from_argv(words, name=args.name)
+    if library.exists(result.machine.name):
+        raise UmlguiError(f"a machine named {result.machine.name!r} already exists",
+                          "pick another with --name")
+    for warning in result.warnings:
+        print(f"umlgui: warning: {warning}", file=sys.stderr)
+    result.machine.validate(check_files=False)
+    library.save(result.machine)
+    print(f"imported {result.machine.name}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    from umlgui.model.cmdline import to_shell
+
+    machine = library.load(args.name)
+    print(library.paths.machine_file(args.name).read_text(), end="")
+    print(f"\n# command line\n{to_shell(machine)}")
+    return 0
+
+
+def cmd_boot(args) -> int:
+    state = client.start(args.name)
+    print(f"{args.name}: {state.state} (kernel pid {state.kernel_pid})")
+    if args.wait:
+        client.wait_until_ready(args.name, args.timeout)
+        print(f"{args.name}: running, prompt on con0")
+    return 0
+
+
+def cmd_halt(args) -> int:
+    client.halt(args.name)
+    if getattr(args, "wait", False):
+        _wait_stopped(args.name)
+    print(f"{args.name}: halting")
+    return 0
+
+
+def _wait_stopped(name: str, timeout: float = 30.0) -> None:
+    deadline = time.time() + timeout
+    while client.is_running(name):
+        if time.time() > deadline:
+            raise UmlguiError(f"{name} did not stop within {timeout:.0f} s", f"umlgui kill {name}")
+        time.sleep(0.1)
+
+
+def cmd_reboot(args) -> int:
+    client.reboot(args.name)
+    print(f"{args.name}: rebooting")
+    return 0
+
+
+def cmd_kill(args) -> int:
+    client.kill(args.name)
+    print(f"{args.name}: killed")
+    return 0
+
+
+def cmd_mconsole(args) -> int:
+    if not args.words:
+        raise UmlguiError("no mconsole command given", "e.g. umlgui mconsole NAME version")
+    reply = client.mconsole(args.name, " ".join(args.words))
+    text = reply.get("text", "")
+    ok = reply.get("err", 0) == 0
+    print(("OK " if ok else "ERR ") + text)
+    return 0 if ok else 1
+
+
+def cmd_log(args) -> int:
+    name = "kernel" if args.kernel else args.console
+    path = library.paths.logs_dir(args.name) / f"{name}.log"
+    library.load(args.name)
+    if not path.exists():
+        raise UmlguiError(f"{args.name} has no {name} log yet", f"boot it: umlgui boot {args.name}")
+    with open(path, "rb") as f:
+        shutil.copyfileobj(f, sys.stdout.buffer)
+    return 0
+
+
+def cmd_rm(args) -> int:
+    library.delete(args.name, client.is_running)
+    print(f"removed {args.name}")
+    return 0
+
+
+def cmd_template(args) -> int:
+    from umlgui.templates.base import catalogue, get_template
+
+    action = args.template_command or "list"
+    if action == "list":
+        for template in catalogue().values():
+            built = "built" if template.is_built() else (
+                f"not built (≈{template.download_mb} MB download)" if template.download_mb else "not built")
+            print(f"{template.name:<12} {built:<30} {template.description}")
+        return 0
+    template = get_template(args.name)
+    if action == "build":
+        built = template.build(console_progress(), force=args.force)
+        print(f"template {built.name} ready in {built.directory}")
+    elif action == "rm":
+        template.remove()
+        print(f"removed template {args.name}")
+    return 0
+
+
+def cmd_terminal(args) -> int:
+    from umlgui.terminal.app import main as terminal_main
+
+    words = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    return terminal_main(words or [os.environ.get("SHELL", "/bin/sh")])
+
+
+def cmd_console(args) -> int:
+    """Raw attach: our terminal becomes the guest's console until Ctrl-]."""
+    interactive = sys.stdin.isatty()
+    cols, rows = shutil.get_terminal_size()
+    sock = client.attach(args.name, args.console, replay=not args.no_replay, cols=cols, rows=rows)
+    if interactive:
+        print(f"[attached to {args.name} {args.console}; Ctrl-] detaches]\r", file=sys.stderr)
+    saved = termios.tcgetattr(sys.stdin) if interactive else None
+    try:
+        if interactive:
+            tty.setraw(sys.stdin.fileno())
+        _pump(sock, interactive)
+    finally:
+        if saved:
+            termios.tcsetattr(sys.stdin, termios.TCSADRAIN, saved)
+        sock.close()
+    if interactive:
+        print(f"\n[detached from {args.name}]", file=sys.stderr)
+    return 0
+
+
+def _pump(sock, interactive: bool) -> None:
+    stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
+    watched = [sock, stdin]
+    while True:
+        readable, _, _ = select.select(watched, [], [])
+        if sock in readable:
+            data = sock.recv(65536)
+            if not data:
+                return
+            os.write(stdout, data)
+        if stdin in readable:
+            data = os.read(stdin, 4096)
+            if not data:
+                watched.remove(stdin)   # piped input ended: keep showing output
+                continue
+            if interactive and DETACH_KEY in data:
+                data = data.split(DETACH_KEY, 1)[0]
+                if data:
+                    sock.sendall(data)
+                return
+            sock.sendall(data)
+
+
+COMMANDS = {
+    "gui": cmd_gui, "list": cmd_list, "create": cmd_create, "import": cmd_import, "show": cmd_show,
+    "boot": cmd_boot, "halt": cmd_halt, "reboot": cmd_reboot, "kill": cmd_kill,
+    "console": cmd_console, "mconsole": cmd_mconsole, "log": cmd_log, "rm": cmd_rm,
+    "template": cmd_template, "terminal": cmd_terminal,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

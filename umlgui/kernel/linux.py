@@ -1,0 +1,91 @@
+"""The `linux` engine: the real UML kernel binary (Debian's user-mode-linux)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from umlgui.errors import NotFoundError, UmlguiError
+from umlgui.kernel.base import Engine, LaunchContext
+from umlgui.model.cmdline import disk_arg, net_arg
+from umlgui.model.units import format_size
+
+SOCKET_PATH_LIMIT = 107
+
+
+class LinuxEngine(Engine):
+    name = "linux"
+
+    def kernel_path(self, machine) -> str:
+        found = shutil.which(machine.kernel)
+        if not found:
+            raise NotFoundError(
+                f"the UML kernel {machine.kernel!r} was not found",
+                "install it with `sudo apt-get install user-mode-linux`, or set the machine's "
+                "kernel to the path of a linux.uml binary",
+            )
+        return found
+
+    def check(self, machine) -> None:
+        self.kernel_path(machine)
+        machine.validate(check_files=True)
+        if not machine.disks.get(0):
+            raise UmlguiError(f"{machine.name} has no root disk (ubd0)",
+                              "add a disk image as ubd0, or create the machine from a template")
+        _check_cow_disks(machine)
+
+    def argv(self, machine, ctx: LaunchContext) -> list[str]:
+        mconsole = ctx.uml_dir / ctx.umid / "mconsole"
+        if len(str(mconsole)) > SOCKET_PATH_LIMIT:
+            raise UmlguiError(f"the mconsole socket path {mconsole} is too long for a unix socket",
+                              "use a shorter machine name or set UMLGUI_RUNTIME to a short directory")
+        argv = [self.kernel_path(machine), f"umid={ctx.umid}", f"uml_dir={ctx.uml_dir}/",
+                f"mem={format_size(machine.memory)}"]
+        argv += [disk_arg(unit, disk) for unit, disk in sorted(machine.disks.items())]
+        argv += ["con=none", "ssl=none"] + console_args(machine, ctx)
+        argv += [net_arg(machine, dev, _switch_socket) for dev in sorted(machine.network)]
+        if machine.hostfs:
+            argv.append(f"hostfs={machine.hostfs}")
+        argv.append(f"hostname={machine.hostname or machine.name}")
+        if machine.autologin:
+            argv.append("autologin=1")
+        argv.append(f"mconsole=notify:{ctx.notify_socket}")
+        return argv + machine.append
+
+    def env(self, machine, ctx: LaunchContext) -> dict[str, str]:
+        env = dict(os.environ)
+        # guest RAM is a file in TMPDIR: it must be tmpfs and allow PROT_EXEC (UML-INTERFACES §7.4)
+        env.setdefault("TMPDIR", "/dev/shm" if os.path.isdir("/dev/shm") else "/tmp")
+        env.setdefault("HOME", str(ctx.uml_dir))
+        return env
+
+
+def console_args(machine, ctx: LaunchContext) -> list[str]:
+    args = []
+    for name in machine.console_names():
+        channel = machine.consoles[name].channel
+        if channel == "pty":
+            fd = ctx.console_fds[name]
+            channel = f"fd:{fd},fd:{fd}"
+        args.append(f"{name}={channel}")
+    return args
+
+
+def _switch_socket(name: str):
+    from umlgui.net.switch import control_path
+
+    return control_path(name)
+
+
+def _check_cow_disks(machine) -> None:
+    from pathlib import Path
+
+    from umlgui.host import cow
+
+    for unit, disk in machine.disks.items():
+        path = Path(disk.file)
+        if disk.data_only or not path.is_file():
+            continue
+        header = cow.read_header(path)
+        if header is not None:
+            cow.check_backing(header, disk.backing or None)
