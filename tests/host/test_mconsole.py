@@ -425,6 +425,23 @@ def test_long_plain_reply_sets_err_on_first_chunk_only(short_dir):
         [(0xFFFFFFEA, 1, 512), (0, 0, 490)]
 
 
+def test_server_gives_up_on_a_client_that_does_not_read(short_dir):
+    with MconsoleServer(str(short_dir / "mc"), FakeGuest()) as server:
+        sleeper = RawClient(server.socket_path)
+        sleeper.request(b"proc big")        # ~12 datagrams; the queue holds fewer
+        server._wait_readable(3)
+        started = time.monotonic()
+        assert server.handle_ready() == "proc"
+        assert time.monotonic() - started < 4     # one send timeout, not one per datagram
+        sleeper.close()
+        with MconsoleClient(server.socket_path, timeout=3) as mc:
+            thread = threading.Thread(target=lambda: (server._wait_readable(3),
+                                                      server.handle_ready()))
+            thread.start()
+            assert mc.version().startswith("Linux fake")
+            thread.join()
+
+
 def test_client_reads_raw_error_reply(short_dir):
     """A peer that only speaks the 'version 0' refusal (what UML says to bad magic)."""
     path = str(short_dir / "old")

@@ -527,9 +527,6 @@ def _bind_datagram_socket(path: str, what: str) -> socket.socket:
     return sock
 
 
-HandlerResult = None | str | tuple[int, str]
-
-
 class MconsoleServer:
     """Serves the mconsole protocol on a datagram socket, delegating commands to `handler`.
 
@@ -541,6 +538,7 @@ class MconsoleServer:
         self.socket_path = os.fspath(socket_path)
         self.handler = handler
         self.stopped = False
+        self._client_gone = False
         self._sock = _bind_datagram_socket(self.socket_path, "mconsole socket")
         # A long reply outruns the client's receive queue (net.unix.max_dgram_qlen, often 10
         # datagrams): sends block until the client reads, but never longer than this.
@@ -615,6 +613,7 @@ class MconsoleServer:
     # -- protocol -------------------------------------------------------------------------
 
     def _serve(self, datagram: bytes, origin) -> str | None:
+        self._client_gone = False
         if not origin:
             return None     # an unbound client cannot be answered (UML would fail too)
         if len(datagram) < REQUEST_HEADER.size or \
@@ -734,10 +733,14 @@ class MconsoleServer:
                 return
 
     def _sendto(self, payload: bytes, origin) -> None:
+        if self._client_gone:
+            return
         try:
             self._sock.sendto(payload, origin)
         except (BlockingIOError, FileNotFoundError, ConnectionRefusedError):
-            pass    # the client went away or is not reading: like UML, drop the reply
+            # The client went away or stopped reading: like UML, drop the rest of the reply
+            # rather than wait SEND_TIMEOUT_SECONDS for every remaining datagram.
+            self._client_gone = True
 
 
 # --------------------------------------------------------------------------------------------

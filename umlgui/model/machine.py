@@ -276,7 +276,11 @@ def _card_dict(card: NetCard) -> dict:
     out = {"transport": card.transport}
     if card.mac:
         out["mac"] = card.mac
-    out.update(card.options)
+    options = dict(card.options)
+    if card.transport == VECTOR_TRANSPORT and "transport" in options:
+        # the vector driver's own `transport=` key; stored as `vector` so the keys don't clash
+        out["vector"] = options.pop("transport")
+    out.update(options)
     return out
 
 
@@ -303,7 +307,10 @@ def from_dict(data: dict, source: str = "machine file") -> Machine:
         table = dict(table)
         transport = str(table.pop("transport", ""))
         mac = table.pop("mac", None)
-        machine.network[device] = NetCard(transport, mac, {k: str(v) for k, v in table.items()})
+        options = {k: str(v) for k, v in table.items()}
+        if transport == VECTOR_TRANSPORT and "vector" in options:
+            options = {"transport": options.pop("vector"), **options}
+        machine.network[device] = NetCard(transport, mac, options)
     return machine
 
 

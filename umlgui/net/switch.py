@@ -55,6 +55,7 @@ CONTROL_BACKLOG = 15
 MGMT_LINE_LIMIT = 65536
 SOCKET_BUFFER = 4 * 1024 * 1024
 SUN_PATH_MAX = 107  # bytes of a filesystem socket path, leaving room for the NUL
+_ADDRESSES = struct.Struct("6s6s")  # destination and source MAC at the start of a frame
 
 IMPAIRMENT_LIMITS = {
     "loss": (0.0, 100.0),
@@ -69,7 +70,7 @@ class Port:
 
     __slots__ = (
         "number", "kind", "addr", "fd", "control", "peer_pid", "label", "connected",
-        "up", "captured", "impaired", "loss", "delay_ms", "jitter_ms", "duplicate",
+        "up", "captured", "fast", "impaired", "loss", "delay_ms", "jitter_ms", "duplicate",
         "rx_packets", "rx_bytes", "rx_dropped", "tx_packets", "tx_bytes", "tx_dropped",
         "tx_errors", "impair_dropped", "duplicated", "delayed",
     )
@@ -88,6 +89,7 @@ class Port:
         self.up = True
         self.captured = False
         self.impaired = False
+        self.fast = kind == "daemon"  # eligible for the inline path: see Switch._refresh_fast
         self.loss = self.delay_ms = self.jitter_ms = self.duplicate = 0.0
         self.rx_packets = self.rx_bytes = self.rx_dropped = 0
         self.tx_packets = self.tx_bytes = self.tx_dropped = self.tx_errors = 0
@@ -306,23 +308,53 @@ class Switch:
     # ---- frames -------------------------------------------------------------------------
 
     def _on_data(self, fd: int, mask: int) -> None:
+        """Drain the data socket. Plain unicast between learned, unimpaired ports is handled
+        inline (this loop is the switch's throughput); everything else goes to _switch_frame."""
         recvfrom_into = self._data.recvfrom_into
+        sendto = self._sendto
         buf = self._buf
+        view = self._view
         ports = self._ports_by_addr
+        mac_port = self._mac_port
+        mac_seen = self._mac_seen
+        now = self._now
+        addresses = _ADDRESSES.unpack_from
         switch_frame = self._switch_frame
         for _ in range(BATCH):
             try:
-                size, addr = recvfrom_into(buf)
+                size, sender = recvfrom_into(buf)
             except BlockingIOError:
                 return
             except OSError as error:
                 log.warning("data socket: %s", error)
                 return
-            port = ports.get(addr)
+            port = ports.get(sender)
             if port is None:
                 self.unknown_sender_frames += 1
                 continue
-            switch_frame(port, size)
+            if not port.fast or size < 14:
+                switch_frame(port, size)
+                continue
+            destination, source = addresses(buf)
+            target = mac_port.get(destination)
+            if target is None or target is port or not target.fast or source[0] & 1:
+                switch_frame(port, size)
+                continue
+            port.rx_packets += 1
+            port.rx_bytes += size
+            if mac_port.get(source) is not port:
+                self._learn(source, port)
+            mac_seen[source] = now
+            try:
+                sendto(view[:size], target.addr)
+            except BlockingIOError:
+                target.tx_dropped += 1
+                continue
+            except OSError:
+                target.tx_errors += 1
+                continue
+            target.tx_packets += 1
+            target.tx_bytes += size
 
     def _on_tap(self, fd: int, mask: int) -> None:
         port = next((p for p in self._ports if p.fd == fd), None)
@@ -349,24 +381,30 @@ class Switch:
         if not port.up or size < proto.ETH_HEADER:
             port.rx_dropped += 1
             return
-        buf = self._buf
         frame = self._view[:size]
         if self._capture is not None and (self._capture_all or port.captured):
             self._capture.write(frame)
-        if not buf[6] & 1:
-            source = bytes(buf[6:12])
+        destination, source = _ADDRESSES.unpack_from(self._buf)
+        if not source[0] & 1:
             if self._mac_port.get(source) is not port:
                 self._learn(source, port)
             self._mac_seen[source] = self._now
-        if self.hub or buf[0] & 1:
+        if self.hub or destination[0] & 1:
             self._flood(port, frame, size)
             return
-        target = self._mac_port.get(bytes(buf[0:6]))
+        target = self._mac_port.get(destination)
         if target is None:
             self._flood(port, frame, size)
         elif target is not port:
             self._deliver(target, frame, size)
         # else: the destination sits behind the ingress port; the frame stays there.
+
+    def _refresh_fast(self) -> None:
+        """Recompute which ports the inline path may handle: daemon ports that are up, have no
+        impairments and are not being captured, while the switch is not a hub."""
+        for port in self._ports:
+            port.fast = (port.kind == "daemon" and port.up and not port.impaired
+                         and not port.captured and not self._capture_all and not self.hub)
 
     def _learn(self, mac: bytes, port: Port) -> None:
         old = self._mac_port.get(mac)
@@ -512,6 +550,7 @@ class Switch:
         self._ports.sort(key=lambda p: p.number)
         self._ports_by_addr[key] = port
         self._control_conns[conn.fileno()] = port
+        self._refresh_fast()
         log.info("new connection: port %d, peer pid %s", port.number, peer_pid)
         self.write_state("running")
 
@@ -687,6 +726,7 @@ class Switch:
         for key, value in changes.items():
             setattr(port, key, float(value) if key != "up" else value)
         port.impaired = bool(port.loss or port.delay_ms or port.jitter_ms or port.duplicate)
+        self._refresh_fast()
         log.info("port %d: up=%s impairments=%s", port.number, port.up, port.impairments())
 
     def _port_by_number(self, number) -> Port:
@@ -714,6 +754,7 @@ class Switch:
         self._capture_port = None if port is None else port.number
         if port is not None:
             port.captured = True
+        self._refresh_fast()
         log.info("capturing %s to %s", f"port {number}" if port else "all ports", path)
         return {"file": path, "port": self._capture_port}
 
@@ -727,6 +768,7 @@ class Switch:
         self._capture_port = None
         for port in self._ports:
             port.captured = False
+        self._refresh_fast()
         log.info("capture to %s stopped after %d frames", capture.path, capture.frames)
         return {"file": str(capture.path), "frames": capture.frames}
 

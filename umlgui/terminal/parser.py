@@ -21,6 +21,7 @@ Deliberate differences from stock pyte, all matching xterm:
 
 from __future__ import annotations
 
+import functools
 import re
 
 import pyte
@@ -28,8 +29,8 @@ import pyte
 from .screen import TerminalScreen
 
 _TOKEN = re.compile(
-    r"(?P<ascii>[\x20-\x7e]+)(?P<crlf>\r\n)?"
-    r"|(?P<bare_crlf>\r\n)"
+    r"(?P<lines>(?:[\x20-\x7e]*\r\n)+)"
+    r"|(?P<ascii>[\x20-\x7e]+)"
     r"|\x1b\[(?P<csi>[?>=<]?[0-9;:]*)(?P<inter>[ -/]?)(?P<final>[@-~])"
     r"|(?P<ctrl>[\x00-\x1a\x1c-\x1f\x7f])"
     r"|(?P<text>[^\x00-\x1f\x7f-\x9f]+)"
@@ -72,6 +73,7 @@ class TerminalStream(pyte.ByteStream):
     def __init__(self, screen: TerminalScreen):
         super().__init__(screen)
         self._params_memo: dict[str, tuple] = {}
+        self._csi_memo: dict[str, tuple] = {}
 
     def attach(self, screen) -> None:
         super().attach(screen)
@@ -92,8 +94,8 @@ class TerminalStream(pyte.ByteStream):
         match = _TOKEN.match
         send = self._send_to_parser
         draw_ascii = screen.draw_ascii
-        carriage_return = screen.carriage_return
-        linefeed = screen.linefeed
+        draw_lines = screen.draw_lines
+        csi_memo = self._csi_memo
         ground = self._taking_plain_text
         pos, length = 0, len(text)
         try:
@@ -105,21 +107,28 @@ class TerminalStream(pyte.ByteStream):
                     continue
                 pos = token.end()
                 kind = token.lastgroup
-                if kind == "crlf":
-                    draw_ascii(token.group("ascii"))
-                    carriage_return()
-                    linefeed()
+                if kind == "lines":
+                    lines = token.group("lines").split("\r\n")
+                    lines.pop()
+                    draw_lines(lines)
                 elif kind == "ascii":
                     draw_ascii(token.group("ascii"))
                 elif kind == "final":
-                    self._dispatch_csi(token.group("csi"), token.group("inter"), token.group("final"))
+                    sequence = token.group()
+                    compiled = csi_memo.get(sequence)
+                    if compiled is None:
+                        compiled = self._compile_csi(sequence, token.group("csi"),
+                                                     token.group("inter"), token.group("final"))
+                    handler, params = compiled
+                    if handler is not None:
+                        try:
+                            handler(*params)
+                        except TypeError:
+                            pass  # more parameters than the function takes: ignored, as terminals do
                 elif kind == "ctrl":
                     handler = self._controls.get(token.group("ctrl"))
                     if handler is not None:
                         handler()
-                elif kind == "bare_crlf":
-                    carriage_return()
-                    linefeed()
                 elif kind == "text":
                     screen.draw(token.group("text"))
                 elif kind == "osc":
@@ -133,33 +142,38 @@ class TerminalStream(pyte.ByteStream):
         finally:
             self._taking_plain_text = ground
 
-    def _dispatch_csi(self, body: str, intermediate: str, final: str) -> None:
+    def _compile_csi(self, sequence: str, body: str, intermediate: str, final: str) -> tuple:
+        """Resolve a CSI sequence once into (handler or None, arguments); memoised by text."""
+        compiled = self._resolve_csi(body, intermediate, final)
+        if len(self._csi_memo) > 8192:
+            self._csi_memo.clear()
+        self._csi_memo[sequence] = compiled
+        return compiled
+
+    def _resolve_csi(self, body: str, intermediate: str, final: str) -> tuple:
         screen = self.listener
         if intermediate:
             if intermediate == " " and final == "q":
                 params = self._params(body.lstrip("?>=<"))
-                screen.set_cursor_style(params[0] if isinstance(params[0], int) else 0)
-            return
+                return screen.set_cursor_style, (params[0] if isinstance(params[0], int) else 0,)
+            return None, ()
         private = False
         if body and body[0] in "?>=<":
             if body[0] != "?":
-                return
+                return None, ()
             private = True
             body = body[1:]
         handler = self._csi.get(final)
         if handler is None:
-            return
+            return None, ()
         params = self._params(body)
         if final != "m":
             params = tuple(p[0] if isinstance(p, tuple) else p for p in params)
-        try:
-            if private:
-                if final in _PRIVATE_OK:
-                    handler(*params, private=True)
-            else:
-                handler(*params)
-        except TypeError:
-            pass  # more parameters than the sequence takes: ignore it, as terminals do
+        if private:
+            if final not in _PRIVATE_OK:
+                return None, ()
+            return functools.partial(handler, private=True), params
+        return handler, params
 
     def _params(self, body: str) -> tuple:
         params = self._params_memo.get(body)

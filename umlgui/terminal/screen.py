@@ -86,6 +86,74 @@ class _GlyphTable(dict):
         return glyph
 
 
+class LazyRow(StaticDefaultDict):
+    """A row written in one go by a log flood, kept as text until a cell is read.
+
+    Most flood lines scroll straight into the scrollback and are never looked at, so
+    they cost one small object instead of a dict of cells. The first read of any cell
+    (through `row[x]`, the only way the scrollback is read) fills in the cells; from then
+    on it is an ordinary row. Rows that stay on screen are filled in at once, because
+    pyte also iterates and pops rows.
+    """
+
+    __slots__ = ("text", "glyphs")
+
+    def __init__(self, blank: TermChar, text: str, glyphs: "_GlyphTable"):
+        self.default = blank
+        self.text = text
+        self.glyphs = glyphs
+
+    def materialize(self) -> "LazyRow":
+        text = self.text
+        if text:
+            self.text = None
+            self.update(zip(range(len(text)), map(self.glyphs.__getitem__, text)))
+        return self
+
+    def __missing__(self, x):
+        if self.text:
+            self.materialize()
+            if x in self:
+                return dict.__getitem__(self, x)
+        return self.default
+
+
+class Rows(list):
+    """The screen's rows as a list, offering the dict interface pyte's `Screen` uses.
+
+    pyte keeps rows in a dict, so scrolling one line moves every row key. A list lets
+    scrolling be one C-level delete and append. Every row always exists; `pop` hands
+    a row out and leaves a blank one in its place, as a missing dict key would read.
+    """
+
+    __slots__ = ("blank",)
+
+    def __init__(self, count: int, blank: TermChar):
+        super().__init__(StaticDefaultDict(blank) for _ in range(count))
+        self.blank = blank
+
+    def new_row(self) -> StaticDefaultDict:
+        return StaticDefaultDict(self.blank)
+
+    def pop(self, y: int, default=None):
+        row = self[y]
+        self[y] = StaticDefaultDict(self.blank)
+        return row
+
+    def __contains__(self, y) -> bool:
+        return isinstance(y, int) and 0 <= y < len(self)
+
+    def values(self) -> list:
+        return list(self)
+
+    def clear(self) -> None:
+        self[:] = [StaticDefaultDict(self.blank) for _ in range(len(self))]
+
+    def set_length(self, count: int) -> None:
+        del self[count:]
+        self.extend(StaticDefaultDict(self.blank) for _ in range(count - len(self)))
+
+
 class TerminalScreen(pyte.Screen):
     """A pyte screen with scrollback, alternate screen and fast paths.
 
@@ -109,6 +177,7 @@ class TerminalScreen(pyte.Screen):
         self._alt_saved: Savepoint | None = None
         self.alt_screen_active = False
         super().__init__(columns, lines)
+        self.buffer = Rows(lines, self.default_char)
 
     # ---- state -------------------------------------------------------------------
 
@@ -120,6 +189,9 @@ class TerminalScreen(pyte.Screen):
         if getattr(self, "alt_screen_active", False):
             self._leave_alt_screen(restore_cursor=False)
         super().reset()
+        if isinstance(self.buffer, Rows):
+            self.buffer.blank = self.default_char
+            self.buffer.clear()
         self.cursor.attrs = self.default_char
         self.cursor_shape = "block"
         self.cursor_blink = True
@@ -182,6 +254,8 @@ class TerminalScreen(pyte.Screen):
         if line is None:
             return ""
         end = self.columns if end is None else min(end, self.columns)
+        if type(line) is LazyRow and line.text is not None:
+            return line.text.ljust(end)[start:end]
         return "".join([line[x].data for x in range(start, end)])
 
     def text_lines(self, first: int | None = None, end: int | None = None) -> Iterator[tuple[int, str]]:
@@ -277,36 +351,111 @@ class TerminalScreen(pyte.Screen):
         self._scroll_up(top, bottom, 1)
 
     def _scroll_up(self, top: int, bottom: int, count: int) -> None:
-        buffer = self.buffer
+        rows = self.buffer
         count = min(count, bottom - top + 1)
+        if count == 1:
+            gone = (rows[top],)
+            del rows[top]
+            rows.insert(bottom, StaticDefaultDict(rows.blank))
+        else:
+            gone = rows[top:top + count]
+            del rows[top:top + count]
+            rows[bottom - count + 1:bottom - count + 1] = [rows.new_row() for _ in range(count)]
         if top == 0 and not self.alt_screen_active and self.scrollback.maxlen:
-            for y in range(count):
-                self._push_scrollback(buffer.pop(y) if y in buffer else
-                                      StaticDefaultDict(self.default_char))
-        # C-level shift: rows top..bottom-count take the rows `count` below them.
-        buffer.update(zip(range(top, bottom - count + 1),
-                          map(buffer.__getitem__, range(top + count, bottom + 1))))
-        for y in range(bottom - count + 1, bottom + 1):
-            buffer.pop(y, None)
-        self.dirty.update(range(top, bottom + 1))
+            for row in gone:
+                self._push_scrollback(row)
+        if len(self.dirty) < self.lines:
+            self.dirty.update(range(top, bottom + 1))
 
-    def _push_scrollback(self, line) -> None:
+    def _can_scroll_in(self, last_row: int) -> bool:
+        cursor = self.cursor
+        return (cursor.y == last_row and cursor.x == 0 and self.margins is None
+                and not self.buffer[last_row])
+
+    def _scroll_in(self, texts: list[str]) -> None:
+        """Lines drawn at the bottom row, each ending in CR LF, with the cursor at column 0
+        of a blank bottom row: the same result as drawing them one by one, in bulk."""
+        columns = self.columns
+        rows = self.buffer
+        blank = rows.blank
+        glyphs = self._glyphs(self.cursor.attrs)
+        new_rows = []
+        for text in texts:
+            if len(text) <= columns:
+                new_rows.append(LazyRow(blank, text, glyphs))
+            else:   # autowrap: one row per `columns` characters
+                new_rows.extend(LazyRow(blank, text[i:i + columns], glyphs)
+                                for i in range(0, len(text), columns))
+        sequence = rows[:-1] + new_rows
+        sequence.append(rows.new_row())
+        keep = sequence[-self.lines:]
+        for row in keep:
+            if type(row) is LazyRow:
+                row.materialize()
+        rows[:] = keep
+        gone = sequence[:-self.lines]
+        if not self.alt_screen_active and self.scrollback.maxlen:
+            overflow = len(self.scrollback) + len(gone) - self.scrollback.maxlen
+            self.dropped_lines += max(0, overflow)
+            self.scrollback.extend(gone)
+            self.scrolled_lines += len(gone)
+        self.dirty.update(range(self.lines))
+        if texts[-1]:
+            self._last_glyph = glyphs[texts[-1][-1]]
+
+    def _push_scrollback(self, row) -> None:
         if len(self.scrollback) == self.scrollback.maxlen:
             self.dropped_lines += 1
-        self.scrollback.append(line)
+        self.scrollback.append(row)
         self.scrolled_lines += 1
 
     def _scroll_down(self, top: int, bottom: int, count: int) -> None:
-        buffer = self.buffer
+        rows = self.buffer
         count = min(count, bottom - top + 1)
-        for y in range(bottom, top + count - 1, -1):
-            if y - count in buffer:
-                buffer[y] = buffer[y - count]
-            else:
-                buffer.pop(y, None)
-        for y in range(top, top + count):
-            buffer.pop(y, None)
+        del rows[bottom - count + 1:bottom + 1]
+        for _ in range(count):
+            rows.insert(top, rows.new_row())
         self.dirty.update(range(top, bottom + 1))
+
+    def draw_lines(self, lines: list[str]) -> None:
+        """Draw printable ASCII lines, each followed by CR LF: the log-flood fast path."""
+        mode = self.mode
+        if (modes.IRM in mode or modes.DECAWM not in mode or self.charset
+                or self.g0_charset is not _IDENTITY_CHARSET):
+            for text in lines:
+                self.draw_ascii(text)
+                self.carriage_return()
+                self.linefeed()
+            return
+        glyph = self._glyphs(self.cursor.attrs).__getitem__
+        cursor = self.cursor
+        columns = self.columns
+        last_row = self.lines - 1
+        dirty = self.dirty
+        index, count = 0, len(lines)
+        while index < count:
+            if count - index > self.lines + 1 and self._can_scroll_in(last_row):
+                # Everything but the last screenful scrolls off: take it in bulk.
+                end = count - self.lines
+                self._scroll_in(lines[index:end])
+                index = end
+                continue
+            text = lines[index]
+            index += 1
+            if text:
+                x = cursor.x
+                if x + len(text) <= columns:
+                    self.buffer[cursor.y].update(zip(range(x, x + len(text)), map(glyph, text)))
+                    dirty.add(cursor.y)
+                else:
+                    self.draw_ascii(text)
+            cursor.x = 0
+            if cursor.y == last_row and self.margins is None:
+                self._scroll_up(0, last_row, 1)
+            else:
+                self.linefeed()
+        if lines and lines[-1]:
+            self._last_glyph = glyph(lines[-1][-1])
 
     def scroll_up(self, count: int | None = None) -> None:
         """SU (CSI n S): scroll the region up n lines; the cursor stays."""
@@ -318,9 +467,52 @@ class TerminalScreen(pyte.Screen):
         top, bottom = self.margins or (0, self.lines - 1)
         self._scroll_down(top, bottom, count or 1)
 
+    # ---- erasing: C-level fills instead of pyte's per-cell loops -------------------------
+
+    def erase_in_line(self, how: int = 0, private: bool = False) -> None:
+        """EL: erase part of the cursor's line with the cursor's attributes."""
+        x = self.cursor.x
+        if how == 0:
+            first, end = x, self.columns
+        elif how == 1:
+            first, end = 0, x + 1
+        elif how == 2:
+            first, end = 0, self.columns
+        else:
+            return
+        self.dirty.add(self.cursor.y)
+        self.buffer[self.cursor.y].update(dict.fromkeys(range(first, end), self.cursor.attrs))
+
+    def erase_characters(self, count: int | None = None) -> None:
+        """ECH: erase `count` cells from the cursor on."""
+        self.dirty.add(self.cursor.y)
+        x = self.cursor.x
+        end = min(x + (count or 1), self.columns)
+        self.buffer[self.cursor.y].update(dict.fromkeys(range(x, end), self.cursor.attrs))
+
     def erase_in_display(self, how: int = 0, *args, **kwargs) -> None:
-        """ED; `ED 3` (sent by `clear`) also erases the scrollback, as in xterm."""
-        super().erase_in_display(how, *args, **kwargs)
+        """ED: erase part of the display; whole rows are filled with the cursor's
+        attributes, background colour included (xterm's back-colour erase).
+        `ED 3` (sent by `clear`) also erases the scrollback, as in xterm."""
+        if how == 0:
+            interval = range(self.cursor.y + 1, self.lines)
+        elif how == 1:
+            interval = range(self.cursor.y)
+        elif how in (2, 3):
+            interval = range(self.lines)
+        else:
+            return
+        self.dirty.update(interval)
+        rows = self.buffer
+        attrs = self.cursor.attrs
+        if attrs == rows.blank:
+            for y in interval:
+                rows[y] = rows.new_row()
+        else:
+            for y in interval:
+                rows[y].update(dict.fromkeys(range(self.columns), attrs))
+        if how in (0, 1):
+            self.erase_in_line(how)
         if how == 3 and not self.alt_screen_active:
             self.clear_scrollback()
 
@@ -357,42 +549,33 @@ class TerminalScreen(pyte.Screen):
         self.ensure_vbounds()
         self.dirty.update(range(lines))
 
-    def _resize_buffer(self, buffer, lines: int, columns: int, to_scrollback: bool,
-                       cursor_row: int = 0) -> int:
-        """Resize one buffer in place; returns where the cursor row moved."""
-        old_lines = self.lines
+    def _resize_buffer(self, rows: Rows, lines: int, columns: int, to_scrollback: bool,
+                       cursor_row: int) -> int:
+        """Resize one set of rows in place; returns the cursor row's new index."""
+        old_lines = len(rows)
         if lines < old_lines:
-            # Drop blank rows below the cursor first, then rows from the top.
-            below = old_lines - 1 - cursor_row
-            from_bottom = min(below, old_lines - lines)
-            for y in range(old_lines - from_bottom, old_lines):
-                buffer.pop(y, None)
-            from_top = old_lines - from_bottom - lines
+            # Rows below the cursor go first (usually blank), then rows from the top.
+            below = max(0, old_lines - 1 - cursor_row)
+            del rows[old_lines - min(below, old_lines - lines):]
+            from_top = len(rows) - lines
             if from_top > 0:
-                for y in range(from_top):
-                    line = buffer.pop(y, None)
-                    if to_scrollback and self.scrollback.maxlen:
-                        self._push_scrollback(line if line is not None
-                                              else StaticDefaultDict(self.default_char))
-                rows = [buffer.pop(y) if y in buffer else None for y in range(from_top, old_lines)]
-                for y, line in enumerate(rows):
-                    if line is not None:
-                        buffer[y] = line
+                if to_scrollback and self.scrollback.maxlen:
+                    for row in rows[:from_top]:
+                        self._push_scrollback(row)
+                del rows[:from_top]
                 cursor_row -= from_top
-        elif lines > old_lines and to_scrollback and self.scrollback:
-            pulled = min(lines - old_lines, len(self.scrollback))
-            rows = [buffer.pop(y) if y in buffer else None for y in range(old_lines)]
-            for y, line in enumerate(rows):
-                if line is not None:
-                    buffer[y + pulled] = line
-            for y in range(pulled - 1, -1, -1):
-                buffer[y] = self.scrollback.pop()
+        elif lines > old_lines:
+            pulled = min(lines - old_lines, len(self.scrollback)) if to_scrollback else 0
+            for _ in range(pulled):
+                row = self.scrollback.pop()
+                rows.insert(0, row.materialize() if type(row) is LazyRow else row)
             self.scrolled_lines = max(0, self.scrolled_lines - pulled)
             cursor_row += pulled
+            rows.set_length(lines)
         if columns < self.columns:
-            for line in buffer.values():
-                for x in [x for x in line if x >= columns]:
-                    del line[x]
+            for row in rows:
+                for x in [x for x in row if x >= columns]:
+                    del row[x]
         return cursor_row
 
     # ---- modes: alternate screen, cursor style -----------------------------------------
@@ -409,6 +592,7 @@ class TerminalScreen(pyte.Screen):
                 if alt in shifted and not self.alt_screen_active:
                     self._enter_alt_screen(alt)
         super().set_mode(*modes_, **kwargs)
+        self.buffer.blank = self.default_char
 
     def reset_mode(self, *modes_: int, **kwargs) -> None:
         private = kwargs.get("private")
@@ -422,6 +606,7 @@ class TerminalScreen(pyte.Screen):
                 if alt in shifted and self.alt_screen_active:
                     self._leave_alt_screen(restore_cursor=alt == ALT_SCREEN_1049)
         super().reset_mode(*modes_, **kwargs)
+        self.buffer.blank = self.default_char
 
     def _enter_alt_screen(self, mode: int) -> None:
         if mode == ALT_SCREEN_1049:
@@ -430,13 +615,14 @@ class TerminalScreen(pyte.Screen):
                                         modes.DECOM in self.mode, modes.DECAWM in self.mode)
         # The alternate screen starts blank each time (xterm keeps it for mode 47; no
         # program relies on that).
-        alternate = type(self.buffer)(self.buffer.default_factory)
+        alternate = Rows(self.lines, self.default_char)
         self.buffer, self._alt_buffer = alternate, self.buffer
         self.alt_screen_active = True
         self.dirty.update(range(self.lines))
 
     def _leave_alt_screen(self, restore_cursor: bool) -> None:
         self.buffer, self._alt_buffer = self._alt_buffer, None
+        self.buffer.blank = self.default_char
         self.alt_screen_active = False
         if restore_cursor and self._alt_saved is not None:
             saved, self._alt_saved = self._alt_saved, None

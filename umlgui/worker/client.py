@@ -16,6 +16,7 @@ from typing import Iterator
 
 from umlgui import paths
 from umlgui.errors import StateError, UmlguiError
+from umlgui.host.process import kill_tree
 from umlgui.model import library
 from umlgui.worker import protocol
 from umlgui.worker import state as st
@@ -147,7 +148,7 @@ def kill(name: str) -> dict:
     except StateError:
         state = st.read_state(paths.run_dir(name) / "state.json")
         if state and _pid_alive(state.kernel_pid):
-            os.killpg(state.kernel_pid, 9)
+            kill_tree(state.kernel_pid, marker=f"uml_dir={paths.run_dir(name)}/")
             state.state, state.exit_code = st.KILLED, 137
             st.write_state(paths.run_dir(name) / "state.json", state)
             return {"ok": True}

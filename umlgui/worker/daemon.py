@@ -28,6 +28,7 @@ from umlgui.errors import UmlguiError
 from umlgui.host.mconsole import (
     STOP_SAFE_COMMANDS, MconsoleClient, MconsoleError, NotifyListener, NotifyType,
 )
+from umlgui.host.process import kill_tree
 from umlgui.kernel.base import LaunchContext
 from umlgui.kernel.engines import get_engine
 from umlgui.model import library
@@ -61,6 +62,7 @@ class Worker:
         self.lock = threading.Lock()      # mconsole replies come from threads
         self.tail = b""                   # last bytes of con0, for prompt detection
         self.socket_seen_at: float | None = None
+        self.pending_mconsole: dict[socket.socket, str] = {}
         self.wakeup_r, self.wakeup_w = os.pipe()
         os.set_blocking(self.wakeup_r, False)
 
@@ -105,6 +107,7 @@ class Worker:
                             console_fds={n: c.slave for n, c in self.consoles.items()},
                             cwd=paths.ensure_dir(paths.disks_dir(self.machine.name)))
         argv = self.engine.argv(self.machine, ctx)
+        self.kernel_marker = f"uml_dir={ctx.uml_dir}/"
         (self.run_dir / "cmdline").write_text(" ".join(argv) + "\n")
         kernel_log = open(self.log_dir / "kernel.log", "ab")
         kernel_log.write(f"\n--- {time.ctime()}: {' '.join(argv)}\n".encode())
@@ -208,9 +211,11 @@ class Worker:
 
     def on_kernel_exit(self) -> None:
         code = self.process.wait()
+        if code < 0:
+            code = 128 - code     # as a shell reports it: a panic's SIGABRT is 134, SIGKILL 137
         self._kill_group()
         self.state.exit_code = code
-        if self.kill_requested or code in (-signal.SIGKILL, 137):
+        if self.kill_requested or code == 128 + signal.SIGKILL:
             final = st.KILLED
         elif code == 0:
             final = st.HALTED
@@ -226,10 +231,7 @@ class Worker:
 
     def _kill_group(self) -> None:
         # UML's helper processes survive SIGKILL of the kernel and keep images locked
-        try:
-            os.killpg(self.state.kernel_pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        kill_tree(self.state.kernel_pid, marker=self.kernel_marker)
 
     def _remove_instance_dir(self) -> None:
         instance = self.run_dir / self.machine.umid
@@ -390,6 +392,7 @@ class Worker:
     def _mconsole_async(self, conn, command: str, prelude: tuple[str, ...] = ()) -> None:
         """Run mconsole requests off the loop thread: proc-context replies can take seconds."""
         path = self.state.mconsole or str(self.run_dir / self.machine.umid / "mconsole")
+        self.pending_mconsole[conn] = command
 
         def run() -> None:
             try:
@@ -401,7 +404,8 @@ class Worker:
                 self.call_soon_threadsafe(lambda: self._after_mconsole(command, reply.ok))
             except MconsoleError as exc:
                 message = protocol.error_reply(exc.problem, exc.fix)
-            self._reply_and_close(conn, message)
+            if self.pending_mconsole.pop(conn, None) is not None:
+                self._reply_and_close(conn, message)
 
         threading.Thread(target=run, daemon=True).start()
 
@@ -424,17 +428,24 @@ class Worker:
         self.kill_requested = True
         if self.process is not None:
             self._kill_group()
-            try:
-                self.process.kill()
-            except ProcessLookupError:
-                pass
 
     def _terminate_if_alive(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.after(TERM_GRACE_S, self.request_kill)
 
+    def answer_pending_mconsole(self) -> None:
+        """The kernel ended while requests waited (halt, sysrq c/o/b...): say so, not nothing."""
+        for conn, command in list(self.pending_mconsole.items()):
+            if self.pending_mconsole.pop(conn, None) is None:
+                continue
+            text = f"the machine stopped ({self.state.state}, exit status {self.state.exit_code})"
+            expected = command.startswith(("halt", "sysrq c", "sysrq o", "reboot"))
+            self._reply_and_close(conn, {"ok": True, "err": 0, "text": text} if expected
+                                  else protocol.error_reply(text + " before answering"))
+
     def shutdown(self) -> None:
+        self.answer_pending_mconsole()
         for console in self.consoles.values():
             console.close()
         for watcher in self.watchers:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import ptrace, seccomp
 
@@ -80,7 +80,6 @@ class GuestLaunch:
     proc_mount: str                      # host dir where the guest's own proc is mounted
     devpts_mount: str                    # host dir for the guest's own devpts instance
     filter_program: bytes
-    keep_fds: list[int] = field(default_factory=list)
 
 
 def _mount(source: str | None, target: str, fstype: str | None, flags: int,
@@ -104,8 +103,11 @@ def _child(launch: GuestLaunch, release_fd: int) -> None:
         for target in (0, 1, 2):
             if launch.console_fd != target:
                 os.dup2(launch.console_fd, target)
-    keep = {0, 1, 2}
-    os.closerange(3, 65536) if not (set(launch.keep_fds) - keep) else None
+    else:
+        null = os.open("/dev/null", os.O_RDWR)
+        for target in (0, 1, 2):
+            os.dup2(null, target)
+    os.closerange(3, 65536)   # consoles are reached by path (/dev/console -> the pty slave)
     os.chdir(launch.host_cwd)
     os.umask(0o022)
     seccomp.install(launch.filter_program)

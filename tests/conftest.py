@@ -1,0 +1,82 @@
+"""Shared fixtures: every test gets its own umlgui home; UML tests share one built template."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+HAVE_UML = shutil.which("linux.uml") is not None
+
+
+def pytest_collection_modifyitems(config, items):
+    if HAVE_UML:
+        return
+    if os.environ.get("CI"):
+        raise pytest.UsageError("CI must run the real UML kernel, but linux.uml is not installed")
+    skip = pytest.mark.skip(reason="linux.uml is not installed (apt-get install user-mode-linux)")
+    for item in items:
+        if "uml" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def template_cache(tmp_path_factory) -> Path:
+    """A busybox template built once per test session."""
+    from umlgui.templates.busybox import BusyboxTemplate
+
+    home = tmp_path_factory.mktemp("template-cache")
+    old = os.environ.get("UMLGUI_HOME")
+    os.environ["UMLGUI_HOME"] = str(home)
+    try:
+        BusyboxTemplate().build()
+    finally:
+        if old is None:
+            os.environ.pop("UMLGUI_HOME", None)
+        else:
+            os.environ["UMLGUI_HOME"] = old
+    return home / "templates"
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch, template_cache) -> Path:
+    """A fresh umlgui home with the prebuilt templates linked in; sockets in a short dir."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "templates").symlink_to(template_cache)
+    runtime = Path(tempfile.mkdtemp(prefix="ugr", dir="/tmp"))
+    monkeypatch.setenv("UMLGUI_HOME", str(home))
+    monkeypatch.setenv("UMLGUI_RUNTIME", str(runtime))
+    yield home
+    _kill_leftover_machines(runtime)
+    shutil.rmtree(runtime, ignore_errors=True)
+
+
+def _kill_leftover_machines(runtime: Path) -> None:
+    """A failed test must not leave kernels running for the rest of the suite."""
+    import json
+    import signal
+
+    for state_file in runtime.glob("*/state.json"):
+        try:
+            state = json.loads(state_file.read_text())
+        except ValueError:
+            continue
+        for key in ("kernel_pid",):
+            pid = state.get(key)
+            if pid:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        pid = state.get("worker_pid")
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

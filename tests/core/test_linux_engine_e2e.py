@@ -1,0 +1,158 @@
+"""End to end on the real UML kernel: boot, log in, commands, mconsole, halt, reboot, kill."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from guest import GuestConsole, wait_for_state
+from umlgui.errors import UmlguiError
+from umlgui.model import library
+from umlgui.worker import client
+
+pytestmark = [pytest.mark.uml, pytest.mark.slow]
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def holders(path) -> list[int]:
+    """Pids with `path` open."""
+    found = []
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            if any(os.readlink(fd) == str(path) for fd in fd_dir.iterdir()):
+                found.append(int(fd_dir.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+def boot(name: str, **create) -> GuestConsole:
+    library.new_machine(name, **create)
+    client.start(name)
+    client.wait_until_ready(name, timeout=60)
+    return GuestConsole(name)
+
+
+def test_boot_login_command_and_halt(home):
+    console = boot("vm1")
+    console.login()
+    assert console.run("uname -r") == "6.1.176"
+    assert console.run("hostname") == "vm1"
+    assert "ubda" in console.run("cat /proc/partitions")
+    state = client.status("vm1")
+    assert state.state == "running" and state.boots == 1
+    reply = client.mconsole("vm1", "version")
+    assert reply["err"] == 0 and "6.1.176" in reply["text"]
+    client.halt("vm1")
+    final = wait_for_state("vm1", "halted")
+    assert final.exit_code == 0
+    assert not (Path(os.environ["UMLGUI_RUNTIME"]) / "vm1" / "vm1").exists()   # instance dir cleaned
+
+
+def test_reboot_keeps_machine_alive_and_kill_is_reported(home):
+    console = boot("vm2")
+    pid = client.status("vm2").kernel_pid
+    client.reboot("vm2")
+    console.read_until(rb"(?s)login: .*login: ", timeout=60)    # the second boot's prompt
+    state = client.wait_until_ready("vm2", timeout=60)
+    assert state.boots == 2 and state.kernel_pid == pid
+    client.kill("vm2")
+    final = wait_for_state("vm2", "killed")
+    assert final.exit_code == 137
+    # the whole process group went, helpers included: nothing holds the COW file
+    assert holders(library.load("vm2").disks[0].file) == []
+
+
+def test_fresh_process_reattaches_with_scrollback(home):
+    console = boot("vm3")
+    console.login()
+    console.run("echo marker-$((40+2))")
+    console.close()
+    script = ("import socket,sys\n"
+              "from umlgui.worker import client\n"
+              "print(client.status('vm3').state)\n"
+              "s=client.attach('vm3'); s.settimeout(2); data=b''\n"
+              "try:\n"
+              "    while b'marker-42' not in data: data += s.recv(65536)\n"
+              "except socket.timeout: pass\n"
+              "print('replayed' if b'Linux version 6.1' in data and b'marker-42' in data else 'missing')\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30,
+                         env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2])))
+    assert out.stdout.split() == ["running", "replayed"], out.stderr
+    client.kill("vm3")
+
+
+def test_two_machines_share_a_base_that_never_changes(home):
+    first = boot("a1")
+    base = library.load("a1").disks[0].backing
+    digest = sha256(base)
+    second = boot("a2")
+    for console, word in ((first, "one"), (second, "two")):
+        console.login()
+        console.run(f"echo {word} > /root/who; sync")
+    client.halt("a1"), client.halt("a2")
+    wait_for_state("a1", "halted"), wait_for_state("a2", "halted")
+    assert sha256(base) == digest
+    # each COW layer kept its own write: boot again and read it back
+    client.start("a1")
+    client.wait_until_ready("a1", timeout=60)
+    again = GuestConsole("a1", replay=False)
+    again.send("\n")
+    again.login()
+    assert again.run("cat /root/who") == "one"
+    client.kill("a1")
+
+
+def test_panic_is_reported_as_crashed(home):
+    boot("vm4")
+    client.mconsole("vm4", "sysrq c")
+    final = wait_for_state("vm4", "crashed")
+    assert final.exit_code == 134
+    assert "panic" in final.message
+
+
+def test_missing_kernel_binary(home):
+    machine = library.new_machine("nok")
+    machine.kernel = "linux-does-not-exist"
+    library.save(machine)
+    with pytest.raises(UmlguiError, match="linux-does-not-exist.*not found") as info:
+        client.start("nok")
+    assert "apt-get install user-mode-linux" in info.value.fix
+
+
+def test_cow_backing_mismatch_is_caught_before_boot(home):
+    boot("mm")
+    client.halt("mm")
+    wait_for_state("mm", "halted")
+    base = Path(library.load("mm").disks[0].backing)
+    stat = base.stat()
+    os.utime(base, (stat.st_atime, stat.st_mtime + 100))
+    try:
+        with pytest.raises(UmlguiError, match="does not match.*modified at") as info:
+            client.start("mm")
+        assert "touch" in info.value.fix
+    finally:
+        os.utime(base, (stat.st_atime, stat.st_mtime))
+
+
+def test_missing_disk_image(home, tmp_path):
+    image = tmp_path / "data.img"
+    image.write_bytes(b"\0" * 1024)
+    library.new_machine("nodisk", disks=[str(image)])
+    image.unlink()
+    with pytest.raises(UmlguiError, match="data.img does not exist"):
+        client.start("nodisk")
+
+
+def test_commands_on_a_stopped_machine(home):
+    library.new_machine("idle")
+    with pytest.raises(UmlguiError, match="idle is not running"):
+        client.mconsole("idle", "version")
