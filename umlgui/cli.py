@@ -91,6 +91,23 @@ def build_parser() -> argparse.ArgumentParser:
     tp = tsub.add_parser("rm")
     tp.add_argument("name")
 
+    p = sub.add_parser("disk", help="create, inspect, layer and merge disk images")
+    dsub = p.add_subparsers(dest="disk_command", metavar="ACTION")
+    dp = dsub.add_parser("create", help="a new sparse image, ext4 unless --fs none")
+    dp.add_argument("path")
+    dp.add_argument("size", help="e.g. 1G")
+    dp.add_argument("--fs", default="ext4", choices=("ext4", "none"))
+    dp.add_argument("--label")
+    dp = dsub.add_parser("cow", help="a COW file over a read-only backing image (like uml_mkcow)")
+    dp.add_argument("cow")
+    dp.add_argument("backing")
+    dp = dsub.add_parser("inspect", help="size, allocation, filesystem and backing chain")
+    dp.add_argument("path")
+    dp = dsub.add_parser("merge", help="merge a COW into a new image, or into its backing file with --in-place")
+    dp.add_argument("cow")
+    dp.add_argument("output", nargs="?")
+    dp.add_argument("--in-place", action="store_true")
+
     p = sub.add_parser("terminal", help="open the terminal widget on a local command: terminal -- CMD")
     p.add_argument("argv", nargs=argparse.REMAINDER)
     return parser
@@ -274,6 +291,38 @@ def cmd_template(args) -> int:
     return 0
 
 
+def cmd_disk(args) -> int:
+    from umlgui.host import cow, images
+
+    action = args.disk_command
+    if action == "create":
+        images.create_image(args.path, args.size, fs=None if args.fs == "none" else args.fs, label=args.label)
+        print(f"created {args.path}")
+    elif action == "cow":
+        cow.create_cow(args.cow, args.backing)
+        print(f"created {args.cow} over {args.backing}")
+    elif action == "inspect":
+        info = images.inspect(args.path)
+        print(f"file:        {info.path}\nsize:        {human_size(info.guest_size)} ({info.guest_size} bytes)")
+        print(f"allocated:   {human_size(info.allocated_bytes)}\nfilesystem:  {info.filesystem or 'none found'}")
+        if info.cow:
+            print(f"COW:         version {info.cow.version}, {human_size(info.cow_changed_bytes or 0)} changed")
+            for backing in info.backing_chain:
+                print(f"backing:     {backing}")
+            print(f"backing ok:  {'yes' if info.backing_ok else 'NO: ' + str(info.backing_problem)}")
+    elif action == "merge":
+        if not args.output and not args.in_place:
+            raise UmlguiError("merge needs an output image, or --in-place",
+                              "umlgui disk merge COW NEW.img  (or --in-place: changes the shared base!)")
+        progress = console_progress()
+        cow.merge(args.cow, args.output, progress=progress.bytes_callback("merging"),
+                  cancel=lambda: progress.cancelled)
+        print(f"merged {args.cow} into {args.output or 'its backing file'}")
+    else:
+        raise UmlguiError("no disk action given", "umlgui disk create|cow|inspect|merge ...")
+    return 0
+
+
 def cmd_terminal(args) -> int:
     from umlgui.terminal.app import main as terminal_main
 
@@ -329,7 +378,7 @@ COMMANDS = {
     "gui": cmd_gui, "list": cmd_list, "create": cmd_create, "import": cmd_import, "show": cmd_show,
     "boot": cmd_boot, "halt": cmd_halt, "reboot": cmd_reboot, "kill": cmd_kill,
     "console": cmd_console, "mconsole": cmd_mconsole, "log": cmd_log, "rm": cmd_rm,
-    "template": cmd_template, "terminal": cmd_terminal,
+    "template": cmd_template, "terminal": cmd_terminal, "disk": cmd_disk,
 }
 
 

@@ -236,6 +236,8 @@ def wait_until_ready(name: str, timeout: float = 120.0) -> st.MachineState:
     tail = console_tail(name)
     what = (f"{name} stopped while booting ({last.state}, exit status {last.exit_code})"
             if not last.live else f"{name} showed no prompt within {timeout:.0f} s")
+    if last.message:
+        what += f"\n{last.message}"
     raise UmlguiError(f"{what}; last console lines:\n{tail}",
                       f"see the whole log: umlgui log {name}")
 
