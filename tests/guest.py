@@ -49,7 +49,7 @@ class GuestConsole:
         self.send(f"{command}; echo {echoed}\n")
         self.read_until(rb"\n" + marker.encode() + rb"\r?\n", timeout)
         text = self.output[start:].decode(errors="replace").replace("\r", "")
-        after_echo = text.split(echoed, 1)[1].split("\n", 1)[1]
+        after_echo = text.rsplit(echoed, 1)[1].split("\n", 1)[1]   # line editing may redraw it
         return after_echo.split(marker)[0].strip()
 
     def close(self) -> None:

@@ -79,7 +79,7 @@ def test_fresh_process_reattaches_with_scrollback(home):
     script = ("import socket,sys\n"
               "from umlgui.worker import client\n"
               "print(client.status('vm3').state)\n"
-              "s=client.attach('vm3'); s.settimeout(2); data=b''\n"
+              "s=client.attach('vm3'); s.settimeout(10); data=b''\n"
               "try:\n"
               "    while b'marker-42' not in data: data += s.recv(65536)\n"
               "except socket.timeout: pass\n"

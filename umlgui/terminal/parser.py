@@ -40,6 +40,16 @@ _TOKEN = re.compile(
     r"|\x1b(?P<esc>[^\[\]()*+#%P_^X])"
 )
 
+# A sequence cut short by the end of a chunk: kept and completed by the next chunk.
+_PARTIAL = re.compile(
+    r"\x1b(?:\[[?>=<]?[0-9;:]*[ -/]?"
+    r"|\][0-9]*(?:;[^\x07\x1b\x9c]*\x1b?)?"
+    r"|[()*+]"
+    r"|[P_^X][^\x07\x1b]*\x1b?"
+    r")?"
+)
+_MAX_CARRY = 4096
+
 # CSI final byte -> screen method (pyte's table plus what consoles need).
 _CSI_METHODS = dict(pyte.Stream.csi)
 _CSI_METHODS.update({
@@ -74,6 +84,7 @@ class TerminalStream(pyte.ByteStream):
         super().__init__(screen)
         self._params_memo: dict[str, tuple] = {}
         self._csi_memo: dict[str, tuple] = {}
+        self._carry = ""
 
     def attach(self, screen) -> None:
         super().attach(screen)
@@ -97,11 +108,17 @@ class TerminalStream(pyte.ByteStream):
         draw_lines = screen.draw_lines
         csi_memo = self._csi_memo
         ground = self._taking_plain_text
+        if self._carry:
+            text, self._carry = self._carry + text, ""
         pos, length = 0, len(text)
         try:
             while pos < length:
                 token = match(text, pos) if ground else None
                 if token is None:
+                    if ground and text[pos] == "\x1b" and length - pos <= _MAX_CARRY \
+                            and _PARTIAL.fullmatch(text, pos):
+                        self._carry = text[pos:]
+                        break
                     ground = send(text[pos])
                     pos += 1
                     continue

@@ -335,10 +335,7 @@ class TerminalScreen(pyte.Screen):
     def repeat_last_character(self, count: int | None = None) -> None:
         """REP (CSI n b): draw the last drawn character n more times (ncurses uses it)."""
         if self._last_glyph is not None and self._last_glyph.data:
-            saved = self.cursor.attrs
-            self.cursor.attrs = self._last_glyph._replace(data=" ")
             self.draw(self._last_glyph.data * max(1, count or 1))
-            self.cursor.attrs = saved
 
     # ---- scrolling -----------------------------------------------------------------
 

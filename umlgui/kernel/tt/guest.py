@@ -73,7 +73,12 @@ class Guest:
         os.makedirs(config.cow, exist_ok=True)
         self.layers = Layers(config.base, os.path.join(config.cow, "root"))
         self.sidetable = SideTable(os.path.join(config.cow, "owners.tsv"))
-        self.devices = DeviceTable(dict(config.consoles), config.devpts_mount)
+        self.devices = DeviceTable(dict(config.consoles), config.devpts_mount,
+                                   os.path.join(config.instance_dir, "devlinks"))
+        os.makedirs(self.devices.links_dir, exist_ok=True)
+        for name, target in DeviceTable.LINKS.items():
+            if not os.path.islink(os.path.join(self.devices.links_dir, name)):
+                os.symlink(target, os.path.join(self.devices.links_dir, name))
         self.proc_files = ProcFiles(os.path.join(config.instance_dir, "proc-files"), self)
         self.resolver = Resolver(self.layers, self.devices, config.proc_mount,
                                  self._synth_proc, host_pid_of_guest)
@@ -90,6 +95,7 @@ class Guest:
         self.power_request: str | None = None      # "halt" or "reboot", set by reboot(2)
         self.cad_enabled = True
         self.tmpfs_count = 0
+        self._exec_aliases: dict[tuple[str, str], str] = {}
         base_st = os.stat(self.layers.base)
         self._root_uids = {os.geteuid(), base_st.st_uid}
         self._root_gids = {os.getegid(), base_st.st_gid}
@@ -155,6 +161,11 @@ class Guest:
             if writing and not process_file:
                 raise OSError(errno.EACCES, "read-only in the guest")
             return node.host
+        if kind == "dev":
+            parts = node.guest.split("/")
+            if len(parts) == 3 and self.devices.unconfigured(parts[2]):
+                raise OSError(errno.ENODEV, "no channel configured for this line")
+            return node.host
         if kind == "synth":
             if writing:
                 raise OSError(errno.EACCES, "read-only in the guest")
@@ -197,6 +208,45 @@ class Guest:
         return self.merged.host_dir(guest_dir, entries, self.layers.generation)
 
     # -- helpers for handlers ----------------------------------------------------------
+
+    def hostfs_directory(self, option: str) -> str:
+        """The host directory for `mount -t hostfs none DIR -o OPTION` (below hostfs=)."""
+        root = self.config.hostfs_root
+        if not root:
+            raise OSError(errno.EPERM, "no hostfs= directory is configured for this machine")
+        root = os.path.realpath(root)
+        sub = option.split(",", 1)[0] if option else ""
+        host = os.path.realpath(os.path.join(root, sub.lstrip("/")))
+        if host != root and not host.startswith(root + "/"):
+            raise OSError(errno.EPERM, "outside the machine's hostfs directory")
+        if not os.path.isdir(host):
+            raise OSError(errno.ENOENT, "no such host directory")
+        return host
+
+    def exec_alias(self, host_path: str, name: str) -> str:
+        """A path ending in `name` that leads to `host_path`.
+
+        The host kernel names a process (comm, `ps`) after the last component of the path
+        given to execve; the guest expects its own name (init, not busybox; ls, not ld.so).
+        """
+        name = name.rsplit("/", 1)[-1] or "exe"
+        if name == host_path.rsplit("/", 1)[-1]:
+            return host_path
+        key = (host_path, name)
+        alias = self._exec_aliases.get(key)
+        if alias is None:
+            directory = os.path.join(self.config.instance_dir, "exec", str(len(self._exec_aliases)))
+            os.makedirs(directory)
+            alias = os.path.join(directory, name)
+            os.symlink(host_path, alias)
+            self._exec_aliases[key] = alias
+        return alias
+
+    def note_exec(self, tracee, path: str, argv: list[str]) -> None:
+        """Called for every execve (the monitor reads the argv from here)."""
+
+    def kernel_log_text(self) -> str:
+        return ""
 
     def umask_of(self, pid: int) -> int:
         try:

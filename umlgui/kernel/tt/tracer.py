@@ -1,4 +1,4 @@
-"""The tracing thread: one waitpid(-1, __WALL) loop over every guest thread.
+"""The tracing thread: one waitpid(-1, WALL) loop over every guest thread.
 
 The seccomp filter makes only handled syscalls stop (PTRACE_EVENT_SECCOMP); the handler
 answers at that stop, so a handled syscall costs one stop and everything else runs at
@@ -21,7 +21,7 @@ from .os_linux.ptrace import ORIG_RAX, RAX
 from .syscalls.common import REWRITTEN
 from .syscalls.table import HANDLERS_BY_NUMBER
 
-_WAIT_FLAGS = ptrace.__WALL | os.WNOHANG
+_WAIT_FLAGS = ptrace.WALL | os.WNOHANG
 _SECCOMP_STOP = signal.SIGTRAP | (ptrace.EVENT_SECCOMP << 8)
 _SYSCALL_EXIT_STOP = signal.SIGTRAP | 0x80
 _FORK_EVENTS = (ptrace.EVENT_FORK, ptrace.EVENT_VFORK, ptrace.EVENT_CLONE)
@@ -242,7 +242,7 @@ class Tracer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                pid, status = os.waitpid(-1, ptrace.__WALL)
+                pid, status = os.waitpid(-1, ptrace.WALL)
             except ChildProcessError:
                 return
             except InterruptedError:

@@ -188,19 +188,26 @@ class MachineSettingsDialog(QDialog):
 
     def change_now(self, title: str, mutate: Callable[[Machine], None],
                    live_command: Callable[[Machine], str] | None = None,
-                   on_done: Callable[[Machine], None] | None = None) -> None:
+                   on_done: Callable[[Machine], None] | None = None,
+                   on_failed: Callable[[], None] | None = None) -> None:
         """Change the saved definition now; on a running machine send `live_command` first.
 
         `mutate(machine)` edits a copy of the definition (and may raise UmlguiError). The
         copy is saved only after the running kernel accepted the command, so the definition
-        never claims a device the machine refused.
+        never claims a device the machine refused. `on_failed` runs after the error was
+        shown (e.g. to remove a file made for the change).
         """
+        def failed(exc: BaseException) -> None:
+            show_error(self, title, exc)
+            if on_failed:
+                on_failed()
+
         try:
             machine = library.load(self.name)
             mutate(machine)
             machine.validate(check_files=False)
         except UmlguiError as exc:
-            show_error(self, title, exc)
+            failed(exc)
             return
         if not (live_command and self.state.live):
             self._save_changed(title, machine, on_done)
@@ -212,7 +219,8 @@ class MachineSettingsDialog(QDialog):
             return hotplug.check_reply(self.name, command, client.mconsole(self.name, command))
 
         self.run(title, work, lambda _text: self._save_changed(title, machine, on_done,
-                                                                 f" (running machine: `{command}` OK)"))
+                                                                 f" (running machine: `{command}` OK)"),
+                 on_error=failed)
 
     def _save_changed(self, title: str, machine: Machine, on_done, note: str = "") -> None:
         try:

@@ -120,6 +120,7 @@ def sys_execve(guest, tracee, regs):
     path = read_path(tracee.pid, regs[RDI])
     argv = _read_strings(tracee.pid, regs[RSI]) if regs[RSI] else []
     host_path, new_argv = plan_exec(guest, tracee, AT_FDCWD, path, argv)
+    host_path = guest.exec_alias(host_path, path)
     guest.note_exec(tracee, path, new_argv)
     return _rewrite(tracee, regs, host_path, new_argv, regs[RDX])
 
@@ -134,6 +135,7 @@ def sys_execveat(guest, tracee, regs):
     argv = _read_strings(tracee.pid, regs[RDX]) if regs[RDX] else []
     host_path, new_argv = plan_exec(guest, tracee, dirfd, path, argv,
                                     follow=not flags & AT_SYMLINK_NOFOLLOW)
+    host_path = guest.exec_alias(host_path, path)
     guest.note_exec(tracee, path, new_argv)
     return _rewrite(tracee, regs, host_path, new_argv, regs[R10])
 

@@ -47,7 +47,8 @@ def sys_mount(guest, tracee, regs):
     if fstype in ("tmpfs", "ramfs"):
         guest.tmpfs_count += 1
         host = os.path.join(guest.config.instance_dir, "tmpfs", str(guest.tmpfs_count))
-        os.makedirs(host, mode=0o1777 if target.guest == "/tmp" else 0o755)
+        os.makedirs(host)
+        os.chmod(host, _tmpfs_mode(_optional_text(tracee, regs[R8]) if regs[R8] else ""))
         guest.resolver.add_mount(Mount(target.guest, host, fstype, fstype))
         return 0
     if fstype == "hostfs":
@@ -56,6 +57,16 @@ def sys_mount(guest, tracee, regs):
         guest.resolver.add_mount(Mount(target.guest, host, "hostfs", "none", "rw"))
         return 0
     raise OSError(errno.EPERM, f"mounting {fstype or 'that'} is not allowed in a tt machine")
+
+
+def _tmpfs_mode(options: str) -> int:
+    for option in options.split(","):
+        if option.startswith("mode="):
+            try:
+                return int(option[5:], 8) & 0o7777
+            except ValueError:
+                break
+    return 0o1777           # tmpfs's default, as in Linux
 
 
 def sys_umount2(guest, tracee, regs):

@@ -61,6 +61,7 @@ class DeviceTable:
 
     consoles: dict[str, str] = field(default_factory=dict)   # "tty0" -> "/dev/pts/7"
     devpts: str = ""                                         # the guest's own devpts mount
+    links_dir: str = ""                                      # symlinks fd, stdin, ...
 
     IDENTITY = ("null", "zero", "full", "random", "urandom", "tty")
     LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
@@ -79,6 +80,11 @@ class DeviceTable:
                 (name.startswith("ttyS") and name[4:].isdigit()):
             return "/dev/null"     # a line with no channel: like UML's null channel
         return None
+
+    def unconfigured(self, name: str) -> bool:
+        """A tty line with no channel: it exists, but opening it fails (ENODEV)."""
+        return name not in self.consoles and self.host_path(name) == "/dev/null" and \
+            name != "null"
 
     def names(self) -> list[str]:
         return list(self.IDENTITY) + list(self.consoles) + ["ptmx", "pts"] + list(self.LINKS)
@@ -293,7 +299,9 @@ class Resolver:
         if len(parts) == 1:
             link = DeviceTable.LINKS.get(name)
             if link is not None:
-                return Resolution("", "", "dev", None, magic_target=link)
+                # a real symlink with the same text stands in for lstat()
+                return Resolution("", f"{self.devices.links_dir}/{name}", "dev", None,
+                                  magic_target=link)
             host = self.devices.host_path(name)
             if host is None:
                 return None
