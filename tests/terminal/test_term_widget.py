@@ -311,7 +311,7 @@ def test_flood_is_parsed_in_frames_not_all_at_once(qtbot, terminal):
 
 
 def test_rendering_covers_colours_and_cursor_shapes(qtbot, terminal):
-    terminal.feed(b"\x1b[1;31mred\x1b[0m \x1b[7mrev\x1b[0m \x1b[2mdim\x1b[0m \x1b[48;5;27mbg\x1b[0m "
+    terminal.feed("\x1b[1;31mred\x1b[0m \x1b[7mrev\x1b[0m \x1b[2mdim\x1b[0m \x1b[48;5;27mbg\x1b[0m "
                   "中文 ┌─┐\x1b[4 q".encode())
     terminal.flush()
     terminal.model.select_all()
