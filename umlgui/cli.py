@@ -108,6 +108,27 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("output", nargs="?")
     dp.add_argument("--in-place", action="store_true")
 
+    # --- lab (topology) commands: umlgui/model/lab.py, umlgui/net/netkit.py, lab_runner.py ---
+    p = sub.add_parser("lab", help="labs: list, show, import/export Netkit labs, up, down")
+    lsub = p.add_subparsers(dest="lab_command", metavar="ACTION")
+    lsub.add_parser("list", help="labs with their machines' states")
+    lp = lsub.add_parser("show", help="a lab's nodes, links and start order")
+    lp.add_argument("name")
+    lp = lsub.add_parser("import", help="a Netkit/Kathará lab directory (lab.conf) as a new lab")
+    lp.add_argument("directory")
+    lp.add_argument("name", nargs="?")
+    lp.add_argument("--template", default="busybox", help="template of its machines (default busybox)")
+    lp = lsub.add_parser("export", help="write a lab as a Netkit lab (lab.conf, lab.dep, files)")
+    lp.add_argument("name")
+    lp.add_argument("directory")
+    lp = lsub.add_parser("up", help="start switches, then machines in waves (lab.dep order)")
+    lp.add_argument("name")
+    lp.add_argument("--wave", type=int, help="machines booted at once (default: CPUs, at least 2)")
+    lp.add_argument("--timeout", type=float, default=120.0, help="seconds each wave may take to boot")
+    lp = lsub.add_parser("down", help="halt the lab's machines, then stop its switches")
+    lp.add_argument("name")
+    # --- end of lab commands ---
+
     p = sub.add_parser("terminal", help="open the terminal widget on a local command: terminal -- CMD")
     p.add_argument("argv", nargs=argparse.REMAINDER)
     return parser
@@ -374,11 +395,61 @@ def _pump(sock, interactive: bool) -> None:
             sock.sendall(data)
 
 
+# --- lab commands (see build_parser) -------------------------------------------------------
+
+def cmd_lab(args) -> int:
+    from umlgui.model import lab as labs
+    from umlgui.net import lab_runner, netkit
+
+    action = args.lab_command
+    if action in (None, "list"):
+        names = labs.list_names()
+        if not names:
+            print("no labs yet: umlgui lab import DIR, or draw one in the window")
+        for name in names:
+            lab = labs.load(name)
+            states = lab_runner.node_states(lab)
+            running = sum(1 for node in lab.machines() if states[node.name] in st.LIVE_STATES)
+            print(f"{name:<20} {len(lab.machines())} machines, {len(lab.networks())} networks, "
+                  f"{running} running  {lab.description}")
+    elif action == "show":
+        lab = labs.load(args.name)
+        states = lab_runner.node_states(lab)
+        print(f"{lab.name}: {lab.description}")
+        for node in lab.nodes.values():
+            extra = format_size(node.memory) if node.is_machine else f"{node.ports} ports"
+            print(f"  {node.name:<12} {node.kind:<9} {states[node.name]:<9} {extra}")
+        for link in lab.links:
+            print(f"  link {link.label()}")
+        print("  start order: " + " | ".join(", ".join(wave) for wave in lab.start_waves()))
+    elif action == "import":
+        lab, warnings = netkit.import_lab(args.directory, args.name, args.template)
+        for warning in warnings:
+            print(f"umlgui: warning: {warning}", file=sys.stderr)
+        print(f"imported lab {lab.name}: {len(lab.machines())} machines, {len(lab.networks())} "
+              f"switches, in {lab.directory}")
+    elif action == "export":
+        for warning in netkit.export_lab(labs.load(args.name), args.directory):
+            print(f"umlgui: warning: {warning}", file=sys.stderr)
+        print(f"exported lab {args.name} to {args.directory}")
+    elif action == "up":
+        report = lab_runner.up(labs.load(args.name), console_progress(), args.wave, args.timeout)
+        print(f"lab {args.name} is up: booted {', '.join(report.booted) or 'nothing'}"
+              + (f"; already running: {', '.join(report.already_running)}" if report.already_running else ""))
+    elif action == "down":
+        halted = lab_runner.down(labs.load(args.name), console_progress())
+        print(f"lab {args.name} is down (halted {', '.join(halted) or 'nothing'})")
+    return 0
+
+# --- end of lab commands ---
+
+
 COMMANDS = {
     "gui": cmd_gui, "list": cmd_list, "create": cmd_create, "import": cmd_import, "show": cmd_show,
     "boot": cmd_boot, "halt": cmd_halt, "reboot": cmd_reboot, "kill": cmd_kill,
     "console": cmd_console, "mconsole": cmd_mconsole, "log": cmd_log, "rm": cmd_rm,
     "template": cmd_template, "terminal": cmd_terminal, "disk": cmd_disk,
+    "lab": cmd_lab,
 }
 
 

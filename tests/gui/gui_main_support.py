@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDropEvent
-from PySide6.QtWidgets import QApplication, QMessageBox, QWizard
+from PySide6.QtWidgets import QMessageBox, QWizard
 
 from umlgui.gui.main_window import MainWindow
 
@@ -29,7 +28,7 @@ def visible_error_boxes(window) -> list[QMessageBox]:
 
 
 def wait_for_error(qtbot, window, timeout: int = 10000) -> QMessageBox:
-    qtbot.waitUntil(lambda: visible_error_boxes(window), timeout=timeout)
+    qtbot.waitUntil(lambda: bool(visible_error_boxes(window)), timeout=timeout)
     return visible_error_boxes(window)[-1]
 
 
@@ -67,8 +66,9 @@ def finish(qtbot, wizard, timeout: int = 60000) -> None:
 
 
 def wizard_error(wizard) -> str:
+    """The current page's problem and fix, lower-cased (the label capitalises its first word)."""
     page = wizard.currentPage()
-    return page.error.text() if page.error.isVisible() else ""
+    return page.error.text().lower() if page.error.isVisible() else ""
 
 
 def drop_files(view, name: str, paths: list) -> QDropEvent:
@@ -78,7 +78,9 @@ def drop_files(view, name: str, paths: list) -> QDropEvent:
     position = QPointF(view.visual_center_of(name))
     event = QDropEvent(position, Qt.DropAction.CopyAction, mime,
                        Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(view.viewport(), event)
+    # QApplication delivers drag events only while its own drag manager runs a drag, so the
+    # event goes straight to the view's viewport handler: Qt's path from there on is the real one.
+    view.viewportEvent(event)
     return event
 
 

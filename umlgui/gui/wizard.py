@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QFileDialog, QFormLayout,
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QFileDialog, QFormLayout,
                                QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
                                QPlainTextEdit, QPushButton, QRadioButton, QVBoxLayout, QWidget,
                                QWizard, QWizardPage)
@@ -344,6 +344,7 @@ class NewMachineWizard(QWizard):
         self.setOption(QWizard.WizardOption.NoBackButtonOnStartPage, True)
         self.plan: MachinePlan | None = None
         self.job = None
+        self.finished_creating = False
         self.source_page = SourcePage(self)
         self.machine_page = MachinePage(self)
         self.addPage(self.source_page)
@@ -351,8 +352,9 @@ class NewMachineWizard(QWizard):
         self.resize(680, 560)
 
     def accept(self) -> None:
-        """Finish pressed (pages valid): create the machine in a job; stay open on failure."""
-        if self.job is not None or self.plan is None:
+        """Finish pressed: check the page, create the machine in a job; stay open on failure."""
+        # QWizard.accept is what validates the last page: this override must do it itself
+        if self.job is not None or not self.validateCurrentPage() or self.plan is None:
             return
         plan = self.plan
         self._set_busy(True)
@@ -364,7 +366,12 @@ class NewMachineWizard(QWizard):
         self.job = None
         self._set_busy(False)
         self.created.emit(machine.name, self.machine_page.boot_now.isChecked())
-        super().accept()
+        self.finished_creating = True
+        self.done(QDialog.DialogCode.Accepted)
+
+    def validateCurrentPage(self) -> bool:
+        # QWizard.done(Accepted) validates the page again, when the name is already taken by us
+        return self.finished_creating or super().validateCurrentPage()
 
     def _failed(self, exc: BaseException) -> None:
         self.job = None

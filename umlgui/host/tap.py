@@ -142,6 +142,10 @@ def open_tap(name: str) -> int:
     Every read returns one Ethernet frame, every write sends one, as uml_switch's `-tap` does.
     """
     validate_tap_name(name)
+    # TUNSETIFF on a missing name would quietly create a throw-away tap (down, no address).
+    if not tap_exists(name):
+        raise NotFoundError(f"tap device {name} does not exist",
+                            f"create it first: {setup_command(name)}")
     try:
         fd = os.open(TUNDEV, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError as error:

@@ -24,9 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from umlgui import paths
-from umlgui.errors import ConfigError, StateError, UmlguiError
+from umlgui.errors import ConfigError, NotFoundError, StateError, UmlguiError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+# Error classes a switch may name in a refusal ("kind"), so callers can catch them precisely.
+_ERROR_KINDS = {cls.__name__: cls for cls in (ConfigError, NotFoundError, StateError, UmlguiError)}
 CONTROL_SUFFIX = ".ctl"
 MGMT_SUFFIX = ".mgmt"
 
@@ -138,7 +140,8 @@ class SwitchClient:
                                    f"see its log {switch_log_hint(self.name)}")
         reply = json.loads(reply_line)
         if not reply.pop("ok", False):
-            raise UmlguiError(reply.get("error") or "the switch refused the request", reply.get("fix"))
+            error_class = _ERROR_KINDS.get(reply.get("kind"), UmlguiError)
+            raise error_class(reply.get("error") or "the switch refused the request", reply.get("fix"))
         return reply
 
     def status(self) -> dict:

@@ -35,6 +35,7 @@ import socket
 import stat
 import struct
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -126,13 +127,15 @@ class Switch:
 
         self._buf = bytearray(65536)
         self._view = memoryview(self._buf)
-        self._ports: list[Port] = []
+        # Replaced, never mutated, so the data thread can iterate it while ports come and go.
+        self._ports: tuple[Port, ...] = ()
         self._ports_by_addr: dict = {}
         self._mac_port: dict[bytes, Port] = {}
         self._mac_seen: dict[bytes, float] = {}
         self._delayed: list = []
         self._delay_seq = 0
         self._random = random.Random()
+        self._capture_lock = threading.Lock()
         self._capture: PcapWriter | None = None
         self._capture_all = False
         self._capture_port: int | None = None
@@ -149,6 +152,8 @@ class Switch:
         self._mgmt_listener: socket.socket | None = None
         self._data: socket.socket | None = None
         self._sendto = None
+        self._data_thread: threading.Thread | None = None
+        self._tap_buf = bytearray(65536)
         self._wake_r = self._wake_w = -1
 
     # ---- setup and teardown -------------------------------------------------------------
@@ -163,7 +168,6 @@ class Switch:
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._watch(self._listener.fileno(), self._on_control_accept)
         self._watch(self._mgmt_listener.fileno(), self._on_mgmt_accept)
-        self._watch(self._data.fileno(), self._on_data)
         self._watch(self._wake_r, self._on_wake)
         if self.tap:
             self._attach_tap(self.tap)
@@ -171,13 +175,11 @@ class Switch:
     def close(self) -> None:
         for conn, _, _ in list(self._pending.values()):
             conn.close()
-        for port in list(self._ports):
+        for port in self._ports:
             self._remove_port(port, "switch stopping")
         for conn, _ in list(self._mgmt_conns.values()):
             conn.close()
-        if self._capture:
-            self._capture.close()
-            self._capture = None
+        self._stop_capture()
         for sock, path in ((self._listener, self.control_path), (self._mgmt_listener, self.mgmt_path)):
             if sock is not None:
                 sock.close()
@@ -202,6 +204,9 @@ class Switch:
     def stop(self) -> None:
         """Ask the loop to finish (safe from a signal handler or another thread)."""
         self._stopping = True
+        self._wake()
+
+    def _wake(self) -> None:
         try:
             os.write(self._wake_w, b"\0")
         except OSError:
@@ -224,7 +229,9 @@ class Switch:
         return sock
 
     def _bind_data_socket(self) -> socket.socket:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        # Blocking: the data thread sleeps in recvfrom, so a frame costs one recvfrom and one
+        # sendto, with no poll in between. Sends use MSG_DONTWAIT so a full receiver drops.
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         _grow_buffers(sock)
         while True:
             try:
@@ -240,7 +247,8 @@ class Switch:
 
         fd = open_tap(device)
         port = Port(self._free_port_number(), "tap", fd=fd, label=device)
-        self._ports.append(port)
+        self._ports = (*self._ports, port)
+        self._refresh_fast()
         self._watch(fd, self._on_tap)
         log.info("tap %s is port %d", device, port.number)
 
@@ -263,6 +271,8 @@ class Switch:
         self.write_state("running")
         poll = self._epoll.poll
         handlers = self._handlers
+        self._data_thread = threading.Thread(target=self._data_loop, name="switch-data", daemon=True)
+        self._data_thread.start()
         try:
             while not self._stopping:
                 events = poll(self._poll_timeout())
@@ -276,7 +286,21 @@ class Switch:
                 if now >= self._next_sweep:
                     self._sweep(now)
         finally:
+            self._stop_data_thread()
             self.write_state("stopped")
+
+    def _stop_data_thread(self) -> None:
+        self._stopping = True
+        if self._data_thread is None:
+            return
+        # An empty datagram from an unbound socket wakes the blocked recvfrom.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as waker:
+            try:
+                waker.sendto(b"", self._data.getsockname())
+            except OSError:
+                pass
+        self._data_thread.join(5.0)
+        self._data_thread = None
 
     def _poll_timeout(self) -> float:
         deadline = self._next_sweep
@@ -294,8 +318,8 @@ class Switch:
     def _sweep(self, now: float) -> None:
         """Forget MACs not seen for `aging` seconds; drop connections that never sent a request."""
         limit = now - self.aging
-        for mac in [mac for mac, seen in self._mac_seen.items() if seen < limit]:
-            del self._mac_seen[mac]
+        for mac in [mac for mac, seen in self._mac_seen.copy().items() if seen < limit]:
+            self._mac_seen.pop(mac, None)
             port = self._mac_port.pop(mac, None)
             log.debug("addr %s on port %s aged out", proto.format_mac(mac), port and port.number)
         for fd, (conn, _, since) in list(self._pending.items()):
@@ -307,9 +331,14 @@ class Switch:
 
     # ---- frames -------------------------------------------------------------------------
 
-    def _on_data(self, fd: int, mask: int) -> None:
-        """Drain the data socket. Plain unicast between learned, unimpaired ports is handled
-        inline (this loop is the switch's throughput); everything else goes to _switch_frame."""
+    def _data_loop(self) -> None:
+        """The data thread: receive every frame from UML ports and forward it.
+
+        Plain unicast between learned, unimpaired ports is handled inline (this loop is the
+        switch's throughput); everything else goes to _switch_frame. The management thread
+        only replaces the objects read here (dict entries, the ports tuple, flags), so no lock
+        is needed on this path.
+        """
         recvfrom_into = self._data.recvfrom_into
         sendto = self._sendto
         buf = self._buf
@@ -317,36 +346,38 @@ class Switch:
         ports = self._ports_by_addr
         mac_port = self._mac_port
         mac_seen = self._mac_seen
-        now = self._now
         addresses = _ADDRESSES.unpack_from
         switch_frame = self._switch_frame
-        for _ in range(BATCH):
+        dontwait = socket.MSG_DONTWAIT
+        clock = time.monotonic
+        while True:
             try:
                 size, sender = recvfrom_into(buf)
-            except BlockingIOError:
-                return
             except OSError as error:
-                log.warning("data socket: %s", error)
+                if not self._stopping:
+                    log.error("data socket failed, no more frames: %s", error)
                 return
             port = ports.get(sender)
             if port is None:
+                if self._stopping:
+                    return
                 self.unknown_sender_frames += 1
                 continue
             if not port.fast or size < 14:
-                switch_frame(port, size)
+                switch_frame(port, view, size)
                 continue
             destination, source = addresses(buf)
             target = mac_port.get(destination)
             if target is None or target is port or not target.fast or source[0] & 1:
-                switch_frame(port, size)
+                switch_frame(port, view, size)
                 continue
             port.rx_packets += 1
             port.rx_bytes += size
             if mac_port.get(source) is not port:
                 self._learn(source, port)
-            mac_seen[source] = now
+            mac_seen[source] = clock()
             try:
-                sendto(view[:size], target.addr)
+                sendto(view[:size], dontwait, target.addr)
             except BlockingIOError:
                 target.tx_dropped += 1
                 continue
@@ -361,7 +392,8 @@ class Switch:
         if port is None:
             self._unwatch(fd)
             return
-        buffers = [self._buf]
+        view = memoryview(self._tap_buf)
+        buffers = [self._tap_buf]
         for _ in range(BATCH):
             try:
                 size = os.readv(fd, buffers)
@@ -372,23 +404,23 @@ class Switch:
                 return
             if size <= 0:
                 return
-            self._switch_frame(port, size)
+            self._switch_frame(port, view, size)
 
-    def _switch_frame(self, port: Port, size: int) -> None:
-        """Learn the source, then forward or flood one frame that is in self._buf."""
+    def _switch_frame(self, port: Port, view: memoryview, size: int) -> None:
+        """Learn the source, then forward or flood the frame at the start of `view`."""
         port.rx_packets += 1
         port.rx_bytes += size
         if not port.up or size < proto.ETH_HEADER:
             port.rx_dropped += 1
             return
-        frame = self._view[:size]
+        frame = view[:size]
         if self._capture is not None and (self._capture_all or port.captured):
-            self._capture.write(frame)
-        destination, source = _ADDRESSES.unpack_from(self._buf)
+            self._write_capture(frame)
+        destination, source = _ADDRESSES.unpack_from(view)
         if not source[0] & 1:
             if self._mac_port.get(source) is not port:
                 self._learn(source, port)
-            self._mac_seen[source] = self._now
+            self._mac_seen[source] = time.monotonic()
         if self.hub or destination[0] & 1:
             self._flood(port, frame, size)
             return
@@ -431,7 +463,7 @@ class Switch:
     def _transmit(self, port: Port, frame, size: int) -> None:
         try:
             if port.addr is not None:
-                self._sendto(frame, port.addr)
+                self._sendto(frame, socket.MSG_DONTWAIT, port.addr)
             else:
                 os.write(port.fd, frame)
         except BlockingIOError:
@@ -444,7 +476,12 @@ class Switch:
         port.tx_packets += 1
         port.tx_bytes += size
         if port.captured and not self._capture_all and self._capture is not None:
-            self._capture.write(frame)
+            self._write_capture(frame)
+
+    def _write_capture(self, frame) -> None:
+        with self._capture_lock:
+            if self._capture is not None:
+                self._capture.write(frame)
 
     def _impair(self, port: Port, frame, size: int) -> None:
         """Loss, duplication and delay for one frame leaving through `port`."""
@@ -467,6 +504,8 @@ class Switch:
             due = time.monotonic() + delay / 1000.0
             heapq.heappush(self._delayed, (due, self._delay_seq, port, bytes(frame)))
             port.delayed += 1
+            if self._delayed[0][2] is port and self._delayed[0][0] == due:
+                self._wake()  # the loop's timer must fire sooner than it planned
 
     def _release_delayed(self) -> None:
         now = time.monotonic()
@@ -534,6 +573,14 @@ class Switch:
         old = self._ports_by_addr.get(key)
         if old is not None:
             self._remove_port(old, "replaced by a new connection with the same data socket")
+        peer_pid = _peer_pid(conn) or proto.pid_from_name(name)
+        port = Port(self._free_port_number(), "daemon", addr=key, control=conn, peer_pid=peer_pid)
+        # Register before replying: the peer may send (and expect floods) as soon as it reads
+        # the reply, and the data thread must know the port by then.
+        self._ports = tuple(sorted((*self._ports, port), key=lambda p: p.number))
+        self._ports_by_addr[key] = port
+        self._control_conns[conn.fileno()] = port
+        self._refresh_fast()
         try:
             conn.setblocking(True)
             conn.settimeout(1.0)
@@ -541,16 +588,8 @@ class Switch:
             conn.setblocking(False)
         except OSError as error:
             log.warning("cannot answer control request: %s", error)
-            self._unwatch(conn.fileno())
-            conn.close()
+            self._remove_port(port, "no reply possible")
             return
-        peer_pid = _peer_pid(conn) or proto.pid_from_name(name)
-        port = Port(self._free_port_number(), "daemon", addr=key, control=conn, peer_pid=peer_pid)
-        self._ports.append(port)
-        self._ports.sort(key=lambda p: p.number)
-        self._ports_by_addr[key] = port
-        self._control_conns[conn.fileno()] = port
-        self._refresh_fast()
         log.info("new connection: port %d, peer pid %s", port.number, peer_pid)
         self.write_state("running")
 
@@ -570,8 +609,7 @@ class Switch:
         self.write_state("running")
 
     def _remove_port(self, port: Port, reason: str) -> None:
-        if port in self._ports:
-            self._ports.remove(port)
+        self._ports = tuple(p for p in self._ports if p is not port)
         if port.addr is not None:
             self._ports_by_addr.pop(port.addr, None)
         if port.control is not None:
@@ -582,7 +620,7 @@ class Switch:
             self._unwatch(port.fd)
             os.close(port.fd)
             port.fd = None
-        for mac in [mac for mac, owner in self._mac_port.items() if owner is port]:
+        for mac in [mac for mac, owner in self._mac_port.copy().items() if owner is port]:
             del self._mac_port[mac]
             self._mac_seen.pop(mac, None)
         log.info("port %d: %s", port.number, reason)
@@ -682,7 +720,7 @@ class Switch:
         now = time.monotonic()
         macs_by_port: dict[int, list[str]] = {}
         table = []
-        for mac, port in self._mac_port.items():
+        for mac, port in self._mac_port.copy().items():
             text = proto.format_mac(mac)
             macs_by_port.setdefault(port.number, []).append(text)
             table.append({"mac": text, "port": port.number,
@@ -749,7 +787,9 @@ class Switch:
                               "give the full path of the .pcap file to write")
         number = request.get("port")
         port = self._port_by_number(number) if number is not None else None
-        self._capture = PcapWriter(path)
+        capture = PcapWriter(path)
+        with self._capture_lock:
+            self._capture = capture
         self._capture_all = port is None
         self._capture_port = None if port is None else port.number
         if port is not None:
@@ -759,18 +799,23 @@ class Switch:
         return {"file": path, "port": self._capture_port}
 
     def _op_capture_stop(self, request: dict) -> dict:
-        if self._capture is None:
+        capture = self._stop_capture()
+        if capture is None:
             return {"file": None, "frames": 0}
-        capture = self._capture
-        capture.close()
-        self._capture = None
+        log.info("capture to %s stopped after %d frames", capture.path, capture.frames)
+        return {"file": str(capture.path), "frames": capture.frames}
+
+    def _stop_capture(self) -> PcapWriter | None:
+        with self._capture_lock:
+            capture, self._capture = self._capture, None
+            if capture is not None:
+                capture.close()
         self._capture_all = False
         self._capture_port = None
         for port in self._ports:
             port.captured = False
         self._refresh_fast()
-        log.info("capture to %s stopped after %d frames", capture.path, capture.frames)
-        return {"file": str(capture.path), "frames": capture.frames}
+        return capture
 
     def _op_quit(self, request: dict) -> dict:
         self.stop()
@@ -797,7 +842,7 @@ class Switch:
 
 
 def _error_reply(error: UmlguiError) -> dict:
-    return {"ok": False, "error": error.problem, "fix": error.fix}
+    return {"ok": False, "error": error.problem, "fix": error.fix, "kind": type(error).__name__}
 
 
 def _address_key(name: bytes):

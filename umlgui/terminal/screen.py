@@ -341,11 +341,32 @@ class TerminalScreen(pyte.Screen):
 
     def index(self) -> None:
         """Move down a line, scrolling the region at its bottom; feed the scrollback."""
-        top, bottom = self.margins or (0, self.lines - 1)
+        if self.margins is None:
+            if self.cursor.y == self.lines - 1:
+                self._scroll_screen_once()
+            else:
+                self.cursor.y += 1
+            return
+        top, bottom = self.margins
         if self.cursor.y != bottom:
             self.cursor_down()
             return
         self._scroll_up(top, bottom, 1)
+
+    def _scroll_screen_once(self) -> None:
+        """The whole screen up one line: the common case of every flood, kept short."""
+        rows = self.buffer
+        gone = rows[0]
+        del rows[0]
+        rows.append(StaticDefaultDict(rows.blank))
+        scrollback = self.scrollback
+        if scrollback.maxlen and not self.alt_screen_active:
+            if len(scrollback) == scrollback.maxlen:
+                self.dropped_lines += 1
+            scrollback.append(gone)
+            self.scrolled_lines += 1
+        if len(self.dirty) < self.lines:
+            self.dirty.update(range(self.lines))
 
     def _scroll_up(self, top: int, bottom: int, count: int) -> None:
         rows = self.buffer
@@ -447,10 +468,7 @@ class TerminalScreen(pyte.Screen):
                 else:
                     self.draw_ascii(text)
             cursor.x = 0
-            if cursor.y == last_row and self.margins is None:
-                self._scroll_up(0, last_row, 1)
-            else:
-                self.linefeed()
+            self.linefeed()
         if lines and lines[-1]:
             self._last_glyph = glyph(lines[-1][-1])
 

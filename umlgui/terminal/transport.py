@@ -26,6 +26,7 @@ from .telnet import TelnetFilter
 READ_SIZE = 64 * 1024
 
 
+
 class Transport(QObject):
     """A byte stream to a console.
 

@@ -17,7 +17,7 @@ import time
 from itertools import groupby
 from operator import itemgetter
 
-from PySide6.QtCore import QEvent, QPointF, QRectF, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (QAction, QColor, QFont, QFontDatabase, QFontMetricsF, QGuiApplication,
                            QKeySequence, QPainter, QPixmap)
 from PySide6.QtWidgets import (QApplication, QCheckBox, QFileDialog, QHBoxLayout, QLineEdit,
@@ -27,6 +27,7 @@ from .keys import WIDGET_KEYS, WINDOW_KEYS, combo_of, encode_key
 from .model import DEFAULT_SCROLLBACK, Point, TerminalModel
 from .schemes import DEFAULT_SCHEME, SCHEMES, color_for
 from .transport import Transport
+
 
 FRAME_MS = 8                  # gather output this long before parsing a frame's worth
 FEED_BUDGET_S = 0.012         # parse at most this long per frame, then paint
@@ -358,8 +359,6 @@ class TerminalWidget(QWidget):
         if self._scroll_offset:
             self._scroll_offset = min(self._scroll_offset + scrolled, len(screen.scrollback))
             self._redraw_all = True
-        if scrolled and self.model.selection is not None:
-            pass   # absolute coordinates: the selection stays on its text
         self._update_scrollbar()
         self._cursor_visible_phase = True
         self.update()
@@ -415,8 +414,7 @@ class TerminalWidget(QWidget):
         self._update_grid_size()
         self.updateGeometry()
 
-    def sizeHint(self):
-        from PySide6.QtCore import QSize
+    def sizeHint(self) -> QSize:
         width = math.ceil(80 * self.cell_width) + self._scrollbar.sizeHint().width()
         return QSize(width, 24 * self.cell_height)
 

@@ -21,7 +21,7 @@ _DECIMALS = {"KiB": 0, "MiB": 0, "GiB": 2, "TiB": 3}
 
 
 class SizeEdit(QWidget):
-    valueChanged = Signal(int)
+    valueChanged = Signal(object)      # bytes; sizes pass 2 GiB, beyond a C int
 
     def __init__(self, parent: QWidget | None = None, minimum: int = 0, maximum: int = 1 << 40,
                  units: tuple[str, ...] = ("MiB", "GiB")):

@@ -226,6 +226,8 @@ class Kernel:
         if "tick" in pending:
             pending.discard("tick")
             self.enforce_memory_limit()
+            if self.monitor is not None:
+                self.monitor.flush()
         if "term" in pending:
             self.shutdown(EXIT_SIGNAL)
             return
@@ -342,6 +344,9 @@ class Kernel:
         signal.setitimer(signal.ITIMER_REAL, 0, 0)
         self.tracer.kill_all()
         self.tracer.reap_all(timeout=2.0)
+        if self.monitor is not None:
+            self.monitor.close()
+        self.guest.close()
         shutil.rmtree(self.scratch, ignore_errors=True)
         self.exit_code = EXIT_PANIC          # like UML, the instance dir stays behind
 

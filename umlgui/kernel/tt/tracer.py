@@ -27,6 +27,7 @@ _SYSCALL_EXIT_STOP = signal.SIGTRAP | 0x80
 _FORK_EVENTS = (ptrace.EVENT_FORK, ptrace.EVENT_VFORK, ptrace.EVENT_CLONE)
 _STOP_SIGNALS = (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 _MASK64 = (1 << 64) - 1
+SPIN_POLLS = 20
 
 
 class Tracee:
@@ -102,16 +103,25 @@ class Tracer:
 
     # -- the loop --------------------------------------------------------------------------
 
-    def run_once(self, budget: int = 2000) -> int:
-        """Handle up to `budget` ready events without blocking; returns how many."""
+    def run_once(self, budget: int = 2000, spin: int = SPIN_POLLS) -> int:
+        """Handle up to `budget` ready events without blocking; returns how many.
+
+        A tracee resumed a moment ago usually stops again within microseconds, and on a
+        VM waking an idle CPU costs more than that, so a few empty polls come first.
+        """
         handled = 0
+        idle = 0
         while handled < budget:
             try:
                 pid, status = os.waitpid(-1, _WAIT_FLAGS)
             except ChildProcessError:
                 return handled
             if pid == 0:
-                return handled
+                idle += 1
+                if idle > spin:
+                    return handled
+                continue
+            idle = 0
             handled += 1
             self._event(pid, status)
         return handled
@@ -152,7 +162,10 @@ class Tracer:
             if former != pid:
                 # a non-leader thread exec'd: it now has the leader's pid
                 self.tracees.pop(former, None)
-            ptrace.resume(pid)
+            if tracee.pending_call is not None:
+                ptrace.resume_to_exit(pid)          # the monitor waits for execve's result
+            else:
+                ptrace.resume(pid)
         elif event == ptrace.EVENT_STOP:
             if not tracee.started:
                 tracee.started = True
@@ -180,6 +193,8 @@ class Tracer:
         number = regs[ORIG_RAX]
         handler = self._handlers.get(number)
         result = None
+        monitor = self.monitor
+        record = monitor.entry(tracee, number, regs) if monitor is not None else None
         if handler is not None:
             try:
                 result = handler(self.guest, tracee, regs)
@@ -195,12 +210,12 @@ class Tracer:
                 regs[ORIG_RAX] = _MASK64                 # skip the host syscall
                 regs[RAX] = result & _MASK64
                 ptrace.set_regs(pid, regs)
-        monitor = self.monitor
-        if monitor is not None:
-            tracee.pending_call = monitor.entry(self, tracee, number, regs, result)
-            if tracee.pending_call is not None:
+        if record is not None:
+            if result is None or result is REWRITTEN:
+                tracee.pending_call = record       # the result comes at the exit stop
                 ptrace.resume_to_exit(pid)
                 return
+            monitor.finish(record, ptrace.signed(result & _MASK64), emulated=True)
         ptrace.resume(pid)
 
     def _syscall_exit(self, pid: int) -> None:

@@ -48,6 +48,7 @@ class ConsolesPage(SettingsPage):
         self.serial_count.setObjectName("serialCount")
         self.serial_count.setRange(0, MAX_SSL)
         form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
         form.addRow("Virtual consoles (con):", self.console_count)
         form.addRow("Serial lines (ssl):", self.serial_count)
         self.table = QTableWidget(0, len(self.COLUMNS))

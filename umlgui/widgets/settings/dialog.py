@@ -57,7 +57,7 @@ class MachineSettingsDialog(QDialog):
         self.saved: Machine = library.load(name)
         self.state: MachineState = client.machine_state(name)
         self.jobs: set[AsyncJob] = set()
-        self._leaving_to: int | None = None
+        self._delete_when_idle = False
         self.setObjectName("machineSettings")
         self.setWindowTitle(f"{name} — Settings")
         self.resize(980, 640)
@@ -66,11 +66,12 @@ class MachineSettingsDialog(QDialog):
         for page in self.pages:
             page.load(copy.deepcopy(self.saved))
             page.changed.connect(self._update_buttons)
-        self._poll_state(force=True)
+        self.refresh_state(force=True)
         self.state_timer = QTimer(self)
-        self.state_timer.timeout.connect(self._poll_state)
+        self.state_timer.timeout.connect(self.refresh_state)
         self.state_timer.start(STATE_POLL_MS)
         self.page_list.setCurrentRow(0)
+        self._update_buttons()
 
     # --- layout --------------------------------------------------------------------------
 
@@ -240,15 +241,20 @@ class MachineSettingsDialog(QDialog):
 
         job = run_job(self, title, work, on_done=on_done, on_error=error, **options)
         self.jobs.add(job)
-        job.finished.connect(lambda: self.jobs.discard(job))
+        job.finished.connect(lambda: self._job_finished(job))
         return job
+
+    def _job_finished(self, job: AsyncJob) -> None:
+        self.jobs.discard(job)
+        if not self.jobs and self._delete_when_idle:
+            self.deleteLater()
 
     def jobs_running(self) -> bool:
         return bool(self.jobs)
 
     # --- machine state -------------------------------------------------------------------
 
-    def _poll_state(self, force: bool = False) -> None:
+    def refresh_state(self, force: bool = False) -> None:
         state = client.machine_state(self.name)
         if not force and (state.state, state.kernel_pid, state.ready) == \
                 (self.state.state, self.state.kernel_pid, self.state.ready):
@@ -292,6 +298,10 @@ class MachineSettingsDialog(QDialog):
 
     def done(self, result: int) -> None:
         self.state_timer.stop()
+        if self.jobs and self.testAttribute(Qt.WidgetAttribute.WA_DeleteOnClose):
+            # a job still running owns its progress dialog, a child of this one: delete later
+            self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, False)
+            self._delete_when_idle = True
         super().done(result)
 
     def showEvent(self, event) -> None:

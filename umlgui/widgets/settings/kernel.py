@@ -39,13 +39,16 @@ def check_kernel(kernel: str) -> str:
     return kernel
 
 
-def parse_kernel_words(text: str) -> list[str]:
+def parse_kernel_words(text: str, before: list[str] = ()) -> list[str]:
+    """The words of `text`; words typed anew must not be ones another page sets."""
     try:
         words = shlex.split(text)
     except ValueError as exc:
         raise ConfigError(f"cannot read the extra kernel arguments: {exc}",
                           "close the quote, or remove it") from None
     for word in words:
+        if word in before:
+            continue
         for prefix, where in MANAGED_WORDS.items():
             if word.startswith(prefix) and (prefix.endswith("=") or _device_word(word, prefix)):
                 raise ConfigError(f"the kernel argument {word!r} is set by {where}",
@@ -141,10 +144,15 @@ class KernelPage(SettingsPage):
         self.autologin.setChecked(machine.autologin)
 
     def store(self, machine: Machine) -> None:
-        if machine.engine == "linux":
-            machine.kernel = check_kernel(self.kernel.edit.text())
-        machine.append = parse_kernel_words(self.append.text())
-        machine.hostfs = check_hostfs(self.hostfs.edit.text())
+        # Values left as they were are not checked again: a kernel or directory that went
+        # missing is reported at boot, and must not make the page look edited.
+        kernel = self.kernel.edit.text().strip()
+        if machine.engine == "linux" and kernel != machine.kernel:
+            machine.kernel = check_kernel(kernel)
+        machine.append = parse_kernel_words(self.append.text(), machine.append)
+        hostfs = self.hostfs.edit.text().strip()
+        if hostfs != (machine.hostfs or ""):
+            machine.hostfs = check_hostfs(hostfs)
         machine.hostname = check_hostname(self.hostname.text())
         machine.autologin = self.autologin.isChecked()
 

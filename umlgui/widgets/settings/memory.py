@@ -74,6 +74,7 @@ class MemoryPage(SettingsPage):
         self.slider.setPageStep(64)
         self.size = SizeEdit(minimum=MIN_MEMORY, maximum=max(host_total, 1 << 30) * 2)
         self.size.setObjectName("memorySize")
+        self.size.setMaximumWidth(240)
         self.host_label = QLabel()
         self.others_label = QLabel()
         self.others_label.setWordWrap(True)

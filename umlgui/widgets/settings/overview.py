@@ -48,6 +48,7 @@ class OverviewPage(SettingsPage):
         self.description.setObjectName("description")
         self.description.setPlaceholderText("Notes about this machine: what it is for, "
                                             "its addresses, passwords for the lab…")
+        self.description.setMaximumHeight(180)
         self.description.textChanged.connect(self.emit_changed)
         form.addRow("Name:", self.name_label)
         form.addRow("Engine:", self.engine_label)
@@ -56,6 +57,7 @@ class OverviewPage(SettingsPage):
         form.addRow("UML command line:", self.command)
         form.addRow("Description:", self.description)
         self.body.addLayout(form)
+        self.body.addStretch(1)
 
     def load(self, machine: Machine) -> None:
         self.name_label.setText(machine.name)

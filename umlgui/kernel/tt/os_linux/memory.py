@@ -27,7 +27,8 @@ for _fn in (_readv, _writev):
 PAGE = 4096
 _BUFFER_SIZE = 1 << 16
 _buffer = ctypes.create_string_buffer(_BUFFER_SIZE)
-_local = _IoVec(ctypes.addressof(_buffer), 0)
+_buffer_address = ctypes.addressof(_buffer)
+_local = _IoVec(_buffer_address, 0)
 _remote = _IoVec(0, 0)
 _local_p = ctypes.pointer(_local)
 _remote_p = ctypes.pointer(_remote)
@@ -52,7 +53,7 @@ def read(pid: int, address: int, length: int) -> bytes:
     got = _read_into_buffer(pid, address, length)
     if got != length:
         raise MemoryError_(errno.EFAULT, "bad address")
-    return _buffer.raw[:length]
+    return ctypes.string_at(_buffer_address, length)
 
 
 def read_cstring(pid: int, address: int, limit: int = 4096) -> bytes:
@@ -61,12 +62,15 @@ def read_cstring(pid: int, address: int, limit: int = 4096) -> bytes:
         raise MemoryError_(errno.EFAULT, "NULL pointer")
     chunks = []
     total = 0
+    first = True
     while total < limit:
-        chunk = min(PAGE - (address % PAGE), limit - total)
+        # most paths are short: try 256 bytes before reading to the end of the page
+        chunk = min(PAGE - (address % PAGE), limit - total, 256 if first else PAGE)
+        first = False
         got = _read_into_buffer(pid, address, chunk)
         if got <= 0:
             raise MemoryError_(errno.EFAULT, "bad address")
-        data = _buffer.raw[:got]
+        data = ctypes.string_at(_buffer_address, got)
         end = data.find(b"\0")
         if end >= 0:
             chunks.append(data[:end])
@@ -93,8 +97,14 @@ def read_pointer_array(pid: int, address: int, limit: int = 65536) -> list[int]:
 
 def write(pid: int, address: int, data: bytes) -> None:
     """Write `data` into the tracee, or MemoryError_ (EFAULT)."""
-    source = ctypes.create_string_buffer(data, len(data))
-    local = _IoVec(ctypes.addressof(source), len(data))
-    remote = _IoVec(address, len(data))
-    if _writev(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0) != len(data):
+    length = len(data)
+    if length > _BUFFER_SIZE:
+        for offset in range(0, length, _BUFFER_SIZE):
+            write(pid, address + offset, data[offset:offset + _BUFFER_SIZE])
+        return
+    ctypes.memmove(_buffer_address, data, length)
+    _local.len = length
+    _remote.base = address
+    _remote.len = length
+    if _writev(pid, _local_p, 1, _remote_p, 1, 0) != length:
         raise MemoryError_(errno.EFAULT, "bad address")

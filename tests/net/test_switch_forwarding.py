@@ -1,0 +1,250 @@
+"""The switch forwards like uml_switch: real sockets, fake UML peers doing the real handshake."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+
+import pytest
+from conftest import BROADCAST, mac
+
+from umlgui.errors import NotFoundError, UmlguiError
+from umlgui.net import daemon as proto
+
+
+def wait_until(condition, timeout=3.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def port_of(status, peer):
+    return next(p for p in status["ports"] if peer.mac_text in p["macs"])
+
+
+def test_handshake_reply_names_a_padded_abstract_socket(switch_factory):
+    handle = switch_factory()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as control:
+        control.connect(str(handle.control))
+        control.sendall(proto.build_request(proto.abstract_name()))
+        reply = control.recv(200)
+    assert len(reply) == proto.REPLY_SIZE == 110
+    family, name = proto.REPLY.unpack(reply)
+    assert family == socket.AF_UNIX
+    assert len(name) == 108 and name[0] == 0
+
+
+def test_broadcast_floods_and_unicast_goes_only_to_learned_port(switch_factory, peers):
+    handle = switch_factory()
+    a, b, c = (peers(handle, mac(n)) for n in (1, 2, 3))
+    sent = a.send_to(BROADCAST, b"who is there")
+    assert b.recv() == sent and c.recv() == sent
+    assert a.recv(0.2) is None  # never back to the ingress port
+
+    reply = b.send_to(a.mac, b"b here")  # a was learned from its broadcast
+    assert a.recv() == reply
+    assert c.recv(0.3) is None
+
+    unicast = a.send_to(b.mac, b"just for b")
+    assert b.recv() == unicast
+    assert c.recv(0.3) is None
+
+
+def test_unknown_unicast_is_flooded(switch_factory, peers):
+    handle = switch_factory()
+    a, b, c = (peers(handle, mac(n)) for n in (1, 2, 3))
+    frame = a.send_to(proto.parse_mac(mac(9)), b"to nobody yet")
+    assert b.recv() == frame and c.recv() == frame
+
+
+def test_hub_floods_even_known_unicast(switch_factory, peers):
+    handle = switch_factory(hub=True)
+    a, b, c = (peers(handle, mac(n)) for n in (1, 2, 3))
+    b.send_to(BROADCAST)
+    a.drain(), c.drain()
+    frame = a.send_to(b.mac, b"hub")
+    assert b.recv() == frame and c.recv() == frame
+    assert handle.client().status()["hub"] is True
+
+
+def test_learned_addresses_age_out(switch_factory, peers):
+    handle = switch_factory(aging=1.0)
+    a, b, c = (peers(handle, mac(n)) for n in (1, 2, 3))
+    a.send_to(BROADCAST)
+    assert b.recv() and c.recv()
+    assert [entry["mac"] for entry in handle.client().status()["macs"]] == [mac(1)]
+    assert wait_until(lambda: not handle.client().status()["macs"], timeout=3)
+    frame = b.send_to(a.mac, b"a is forgotten")
+    assert c.recv() == frame  # flooded again
+    assert a.recv() == frame
+
+
+def test_station_moving_to_another_port_is_relearned(switch_factory, peers):
+    handle = switch_factory()
+    a, b, c = (peers(handle, mac(n)) for n in (1, 2, 3))
+    a.send_to(BROADCAST)
+    b.drain(), c.drain()
+    moved = proto.ethernet_frame(BROADCAST, a.mac, b"a's MAC behind c now")
+    c.link.send(moved)
+    a.drain(), b.drain()
+    frame = b.send_to(a.mac)
+    assert c.recv() == frame
+    assert a.recv(0.3) is None
+
+
+def test_counters_count_packets_and_bytes(switch_factory, peers):
+    handle = switch_factory()
+    a, b = peers(handle, mac(1)), peers(handle, mac(2))
+    b.send_to(BROADCAST)
+    a.drain()
+    frames = [a.send_to(b.mac, b"x" * size) for size in (10, 100, 1000)]
+    for _ in frames:
+        assert b.recv() is not None
+    status = handle.client().status()
+    counters_a = port_of(status, a)["counters"]
+    counters_b = port_of(status, b)["counters"]
+    total = sum(len(frame) for frame in frames)
+    assert counters_a["rx_packets"] == 3 and counters_a["rx_bytes"] == total
+    assert counters_b["tx_packets"] == 3 and counters_b["tx_bytes"] == total
+    assert port_of(status, a)["peer_pid"] > 0
+
+
+def test_port_down_drops_both_directions_and_up_restores(switch_factory, peers):
+    handle = switch_factory()
+    a, b = peers(handle, mac(1)), peers(handle, mac(2))
+    a.send_to(BROADCAST), b.send_to(BROADCAST)
+    a.drain(), b.drain()
+    client = handle.client()
+    number_b = port_of(client.status(), b)["number"]
+    reply = client.set_port(number_b, up=False)
+    assert reply["up"] is False
+    a.send_to(b.mac)
+    assert b.recv(0.3) is None
+    b.send_to(a.mac)
+    assert a.recv(0.3) is None
+    counters = next(p for p in client.status()["ports"] if p["number"] == number_b)["counters"]
+    assert counters["rx_dropped"] == 1
+    client.set_port(number_b, up=True)
+    frame = a.send_to(b.mac)
+    assert b.recv() == frame
+
+
+def test_disconnect_on_eof_removes_the_port_and_its_addresses(switch_factory, peers):
+    handle = switch_factory()
+    a, b = peers(handle, mac(1)), peers(handle, mac(2))
+    b.send_to(BROADCAST)
+    a.drain()
+    client = handle.client()
+    assert len(client.status()["ports"]) == 2
+    b.close()
+    assert wait_until(lambda: len(client.status()["ports"]) == 1)
+    assert client.status()["macs"] == []
+
+
+def test_frames_from_unregistered_senders_are_ignored(switch_factory, peers):
+    handle = switch_factory()
+    a = peers(handle, mac(1))
+    stranger = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    stranger.bind(proto.abstract_name(usec=1))
+    stranger.sendto(proto.ethernet_frame(BROADCAST, proto.parse_mac(mac(7))), a.link.switch_name)
+    assert a.recv(0.3) is None
+    assert handle.client().status()["unknown_sender_frames"] == 1
+    stranger.close()
+
+
+def raw_control(handle):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(3)
+    sock.connect(str(handle.control))
+    return sock
+
+
+def assert_still_switching(handle, peers):
+    a, b = peers(handle, mac(0x21)), peers(handle, mac(0x22))
+    frame = a.send_to(BROADCAST)
+    assert b.recv() == frame
+
+
+def test_version_2_request_is_rejected_without_reply(switch_factory, peers):
+    handle = switch_factory()
+    with raw_control(handle) as sock:
+        sock.sendall(proto.build_request(proto.abstract_name(), version=2))
+        assert sock.recv(200) == b""  # closed, no 110-byte reply
+    assert_still_switching(handle, peers)
+    log = handle.log.read_text()
+    assert "version 2 is not supported" in log
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"\x00" * 124,  # bad magic
+    struct.pack("<IIIH108s2x", proto.MAGIC, 3, 7, 1, proto.abstract_name()),  # unknown type
+    struct.pack("<IIIH108s2x", proto.MAGIC, 3, 0, 2, proto.abstract_name()),  # not AF_UNIX
+    b"GET / HTTP/1.0\r\n\r\n" + b"x" * 110,
+], ids=["bad-magic", "bad-type", "bad-family", "garbage"])
+def test_malformed_requests_are_rejected(switch_factory, peers, request_bytes):
+    handle = switch_factory()
+    with raw_control(handle) as sock:
+        sock.sendall(request_bytes)
+        assert sock.recv(200) == b""
+    assert_still_switching(handle, peers)
+
+
+def test_short_request_then_eof_does_not_create_a_port(switch_factory, peers):
+    handle = switch_factory()
+    with raw_control(handle) as sock:
+        sock.sendall(proto.build_request(proto.abstract_name())[:50])
+    assert_still_switching(handle, peers)
+    assert len(handle.client().status()["ports"]) == 2
+
+
+def test_request_split_across_writes_is_accepted(switch_factory):
+    handle = switch_factory()
+    request = proto.build_request(proto.abstract_name())
+    with raw_control(handle) as sock:
+        sock.sendall(request[:10])
+        time.sleep(0.1)
+        sock.sendall(request[10:])
+        assert len(sock.recv(200)) == 110
+
+
+def test_bytes_after_registration_are_ignored(switch_factory, peers):
+    handle = switch_factory()
+    a, b = peers(handle, mac(1)), peers(handle, mac(2))
+    a.link.control.sendall(b"junk")
+    frame = a.send_to(BROADCAST)
+    assert b.recv() == frame
+
+
+def test_management_rejects_bad_requests(switch_factory):
+    handle = switch_factory()
+    client = handle.client()
+    with pytest.raises(UmlguiError, match="unknown operation"):
+        client.request("explode")
+    for line in (b"not json\n", b"[1, 2]\n"):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(3)
+            sock.connect(str(handle.mgmt))
+            sock.sendall(line)
+            reply = sock.recv(4096)
+        assert b'"ok": false' in reply and b'"fix"' in reply
+
+
+def test_set_port_rejects_bad_values(switch_factory, peers):
+    handle = switch_factory()
+    peers(handle, mac(1))
+    client = handle.client()
+    with pytest.raises(NotFoundError, match="no port 99"):
+        client.set_port(99, loss=1)
+    for bad in ({"loss": 150}, {"loss": -1}, {"duplicate": "x"}, {"delay_ms": 10**6},
+                {"jitter_ms": True}):
+        with pytest.raises(UmlguiError) as error:
+            client.set_port(1, **bad)
+        assert error.value.fix
+    with pytest.raises(UmlguiError, match="true or false"):
+        client.request("set_port", port=1, up="yes")
+    with pytest.raises(UmlguiError, match="port number"):
+        client.request("set_port", port="one")
