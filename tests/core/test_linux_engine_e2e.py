@@ -6,6 +6,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,11 @@ def test_boot_login_command_and_halt(home):
     assert console.run("uname -r") == "6.1.176"
     assert console.run("hostname") == "vm1"
     assert "ubda" in console.run("cat /proc/partitions")
+    # a terminal resize reaches the guest's tty through the pty (UML's winch helper)
+    assert console.run("stty size") == "24 80"
+    client.resize("vm1", "con0", 120, 40)
+    time.sleep(0.5)
+    assert console.run("stty size") == "40 120"
     state = client.status("vm1")
     assert state.state == "running" and state.boots == 1
     reply = client.mconsole("vm1", "version")

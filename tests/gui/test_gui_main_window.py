@@ -62,7 +62,7 @@ def test_wizard_rejects_duplicate_name_and_bad_memory(qtbot, window):
     assert "bad memory 'lots'" in wizard_error(wizard) and "128m" in wizard_error(wizard)
     fill_machine_page(wizard, name="fresh", memory="8M")
     wizard.next()
-    assert "too small" in wizard_error(wizard) and "at least 16M" in wizard_error(wizard)
+    assert "too small" in wizard_error(wizard) and "at least 16m" in wizard_error(wizard) and "memory 8m is too small" in wizard_error(wizard)
     assert not library.exists("fresh")
     fill_machine_page(wizard, name="fresh", memory="64M")
     finish(qtbot, wizard)

@@ -110,6 +110,9 @@ def test_mconsole_page_runs_commands_and_respects_pause(qtbot, running):
     page.log_text.setText("hello from the settings dialog")
     page.log_text.returnPressed.emit()
     qtbot.waitUntil(lambda: page.output.toPlainText().endswith("OK"), timeout=20000)
+    # the worker strips the request's final newline, so the kernel holds the line open
+    # until its next message: write one from the guest
+    running.run("echo mark > /dev/kmsg")
     assert "hello from the settings dialog" in running.run("dmesg | tail -n 3")
     # paused: only the stop-safe commands stay enabled
     page.buttons["stop"].click()

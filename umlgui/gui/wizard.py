@@ -96,7 +96,10 @@ def check_memory(text: str) -> str | None:
     if not text:
         return None
     size = parse_size(text, "memory")
-    Machine(name="memorycheck", memory=size).validate(check_files=False)
+    try:
+        Machine(name="memory", memory=size).validate(check_files=False)
+    except ConfigError as exc:    # the model's message starts with the machine name: drop it
+        raise ConfigError(exc.problem.split(": ", 1)[-1], exc.fix) from None
     return text
 
 

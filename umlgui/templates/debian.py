@@ -23,6 +23,8 @@ import signal
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -321,25 +323,29 @@ class Debootstrap:
     def _failure(self, status: int) -> UmlguiError:
         detail = self.error or f"exit status {status}"
         if self.stage.startswith("downloading"):
-            network = _last_download_error(self.log)
+            reason = probe_mirror(self.mirror)
             return TemplateBuildError(
                 f"downloading Debian {SUITE} from {self.mirror} failed: {detail}"
-                + (f" ({network})" if network else ""),
+                + (f" ({reason})" if reason else ""),
                 f"check the network and the mirror; choose another with {MIRROR_VARIABLE}=URL "
                 f"(log: {self.log})")
         return TemplateBuildError(f"debootstrap failed while {self.stage}: {detail}",
                                   f"see its log: {self.log}")
 
 
-def _last_download_error(log: Path) -> str | None:
+def probe_mirror(mirror: str, timeout: float = 10.0) -> str | None:
+    """Why the mirror's Release file cannot be fetched, or None if it can. debootstrap's
+    --debian-installer mode swallows wget's own message, so ask once more to name the error."""
+    url = f"{mirror}/dists/{SUITE}/Release"
     try:
-        lines = log.read_text(errors="replace").splitlines()
-    except OSError:
-        return None
-    for line in reversed(lines):
-        if re.search(r"wget:|ERROR \d+|failed:|unable to resolve|Connection refused", line):
-            return line.strip()
-    return None
+        with urllib.request.urlopen(url, timeout=timeout):
+            return None             # headers only: the body is not read
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code} {exc.reason}"
+    except urllib.error.URLError as exc:
+        return getattr(exc.reason, "strerror", None) or str(exc.reason)
+    except (OSError, ValueError) as exc:
+        return getattr(exc, "strerror", None) or str(exc)
 
 
 def _stop(process: subprocess.Popen) -> None:
