@@ -36,12 +36,12 @@ int main(int argc, char **argv) {
         }
         int status;
         waitpid(pid, &status, 0);
-        printf("RESULT %s %.6f\n", argv[2], now() - start);
+        fprintf(stderr, "RESULT %s %.6f\n", argv[2], now() - start);
         return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
     }
     if (argc == 4 && strcmp(argv[1], "loop") == 0) {
         double small = loop(argv[3], 10000), large = loop(argv[3], 60000);
-        printf("RESULT %s %.3f\n", argv[2], (large - small) / 50000 * 1e6);
+        fprintf(stderr, "RESULT %s %.3f\n", argv[2], (large - small) / 50000 * 1e6);
         return 0;
     }
     fprintf(stderr, "usage: %s time NAME CMD... | loop NAME stat|getuid\n", argv[0]);

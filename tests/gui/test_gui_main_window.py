@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
 
 from gui_main_support import (drop_files, fill_machine_page, finish, start_wizard,  # noqa: F401
@@ -197,13 +198,23 @@ def test_clone_rename_and_delete_a_stopped_machine(qtbot, window):
 def test_double_click_on_stopped_machine_opens_settings(qtbot, window):
     library.new_machine("quiet")
     qtbot.waitUntil(lambda: window.controller.row("quiet") is not None, timeout=5000)
-    window.activate_machine("quiet")
-    assert window.consoles.session("quiet") is None
-    qtbot.waitUntil(lambda: window.settings_dialog is not None or any(
-        box.isVisible() for box in window.findChildren(type(window.quit_box) if window.quit_box else object)),
-        timeout=3000) if False else None
-    from PySide6.QtWidgets import QApplication, QDialog
-    dialogs = [w for w in QApplication.topLevelWidgets() if isinstance(w, QDialog) and w.isVisible()]
-    assert dialogs, "a settings dialog (or the note that it is missing) should open"
-    for dialog in dialogs:
-        dialog.close()
+    window.machine_list.select_name("quiet")
+    index = window.machine_list.currentIndex()
+    center = window.machine_list.visualRect(index).center()
+    # a real double-click starts with a press: QTest's mouseDClick alone sends only the second
+    qtbot.mouseClick(window.machine_list.viewport(), Qt.MouseButton.LeftButton, pos=center)
+    qtbot.mouseDClick(window.machine_list.viewport(), Qt.MouseButton.LeftButton, pos=center)
+    assert window.consoles.session("quiet") is None          # stopped: no console
+    qtbot.waitUntil(lambda: window.settings_dialog is not None and window.settings_dialog.isVisible(),
+                    timeout=5000)
+    assert window.settings_dialog.name == "quiet"
+    window.settings_dialog.close()
+
+
+def test_context_menus_offer_what_fits_the_state(qtbot, window):
+    library.new_machine("idle")
+    qtbot.waitUntil(lambda: window.controller.row("idle") is not None, timeout=5000)
+    window.machine_list.select_name("idle")
+    texts = [a.text().replace("&", "") for a in window.build_context_menu("idle").actions() if a.text()]
+    assert texts[:1] == ["Boot"] and "Delete…" in texts and "Halt" not in texts
+    assert [a.text() for a in window.build_context_menu("").actions()] == ["&New Machine…"]

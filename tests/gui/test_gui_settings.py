@@ -5,12 +5,13 @@ from __future__ import annotations
 import psutil
 import pytest
 
-from gui_settings_support import (answer, boxes, drop_files, error_texts, open_settings,
-                                  take_error, wait_idle)
+from gui_settings_support import (CAP_NET_ADMIN, answer, boxes, drop_files, error_texts,
+                                  open_settings, take_error, wait_idle, without_capability)
 from umlgui import paths
 from umlgui.host import cow, images
 from umlgui.model import library
 from umlgui.model.machine import NetCard
+from umlgui.widgets.settings.consoles import telnetd_found
 
 pytestmark = pytest.mark.gui
 MIB = 1 << 20
@@ -191,7 +192,7 @@ def test_disk_dropped_on_stopped_machine_takes_next_free_unit(qtbot, vm, tmp_pat
     wait_idle(qtbot, dialog)
     disks = library.load(vm).disks
     assert disks[1].file == str(first) and disks[2].file == str(second)
-    assert page.row_texts(2)[1] == str(second)
+    assert page.row_texts(2)[1] == "two.img" and str(second) in page.details.text()
     page.select_unit(1)
     page.remove_button.click()
     answer(qtbot, dialog, "confirmBox", "Remove")
@@ -263,6 +264,7 @@ def test_consoles_serial_line_on_port_and_con0_required(qtbot, vm):
     page.serial_count.setValue(1)
     page.set_channel("ssl0", "port", 9100)
     page.set_channel("con1", "null")
+    assert page.telnet_warning.isHidden() == telnetd_found()
     dialog.apply_button.click()
     consoles = library.load(vm).consoles
     assert consoles["ssl0"].channel == "port:9100" and consoles["con1"].channel == "null"
@@ -316,3 +318,17 @@ def test_mconsole_page_is_disabled_while_stopped(qtbot, vm):
     page.send_now("version")
     assert "not sent: vm is not running" in page.output.toPlainText()
     assert not boxes(dialog, "errorBox")
+
+
+def test_tap_without_cap_net_admin_says_what_to_run(qtbot, vm):
+    dialog = open_settings(qtbot, vm, "Network")
+    add = dialog.page("Network").open_add_dialog()
+    add.set_kind("tuntap")
+    add.tap_name.setText("ugtest0")
+    with without_capability(CAP_NET_ADMIN):
+        add.accept()
+        text = take_error(qtbot, dialog)
+        wait_idle(qtbot, dialog)
+    assert "needs CAP_NET_ADMIN" in text
+    assert "sudo ip tuntap add dev ugtest0 mode tap user" in text and "sudo ip link set ugtest0 up" in text
+    assert "eth0" not in library.load(vm).network

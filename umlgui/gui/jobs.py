@@ -13,6 +13,7 @@ from __future__ import annotations
 import traceback
 from typing import Any, Callable
 
+import shiboken6
 from PySide6.QtCore import QObject, QThread, QTimer, Signal
 from PySide6.QtWidgets import QMessageBox, QProgressDialog, QWidget
 
@@ -117,8 +118,9 @@ class AsyncJob(QObject):
         QTimer.singleShot(0, self._release)
 
     def _release(self) -> None:
-        self.dialog.close()
-        self.dialog.deleteLater()
+        if shiboken6.isValid(self.dialog):     # the parent (and so the dialog) may be gone
+            self.dialog.close()
+            self.dialog.deleteLater()
         _running.discard(self)
         self.finished.emit()
 

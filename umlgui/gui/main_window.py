@@ -20,7 +20,9 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QInputDia
 from umlgui import __version__
 from umlgui.gui.console_area import ConsoleArea, served_consoles
 from umlgui.gui.controller import MachineController
+from umlgui.errors import UmlguiError
 from umlgui.gui.icons import app_icon, icon
+from umlgui.gui.jobs import show_error
 from umlgui.gui.machine_list import MachineListView
 from umlgui.gui.wizard import NewMachineWizard
 from umlgui.model.units import human_size
@@ -375,11 +377,23 @@ class MainWindow(QMainWindow):
     def open_settings(self, name: str) -> None:
         dialog_class = load_settings_dialog()
         if dialog_class is None:
-            QMessageBox.information(self, f"{name} settings",
-                                    "The settings dialog is not installed in this build.\n"
-                                    f"Edit the machine with: umlgui show {name}")
+            box = QMessageBox(QMessageBox.Icon.Information, f"{name} settings",
+                              "The settings dialog is not part of this build.",
+                              QMessageBox.StandardButton.Ok, self)
+            box.setInformativeText(f"See the machine with: umlgui show {name}")
+            box.open()
             return
-        self.settings_dialog = dialog_class(name, self)
+        if self.settings_dialog is not None and self.settings_dialog.isVisible() \
+                and getattr(self.settings_dialog, "name", None) == name:
+            self.settings_dialog.raise_()
+            return
+        try:
+            self.settings_dialog = dialog_class(name, self)
+        except UmlguiError as exc:
+            show_error(self, f"{name} settings", exc)
+            return
+        if hasattr(self.settings_dialog, "machineChanged"):
+            self.settings_dialog.machineChanged.connect(lambda _name: self.controller.refresh())
         self.settings_dialog.finished.connect(lambda _result: self.controller.refresh())
         self.settings_dialog.open()
 

@@ -72,7 +72,7 @@ def console_args(machine, ctx: LaunchContext) -> list[str]:
 
 
 def _switch_socket(name: str):
-    from umlgui.net.switch import control_path
+    from umlgui.net.client import control_path
 
     return control_path(name)
 

@@ -441,7 +441,7 @@ def to_dict(lab: Lab) -> dict:
 
 
 def _node_dict(node: Node) -> dict:
-    out: dict = {"kind": node.kind, "position": [round(node.x, 1), round(node.y, 1)]}
+    out: dict = {"kind": node.kind, "position": [round(float(node.x), 1), round(float(node.y), 1)]}
     if node.is_machine:
         out["template"] = node.template
         out["memory"] = format_size(node.memory)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from umlgui import paths
 from umlgui.errors import ConfigError, NotFoundError, StateError, UmlguiError
+from umlgui.net.sockets import claim_socket_path
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 # Error classes a switch may name in a refusal ("kind"), so callers can catch them precisely.
@@ -209,6 +210,9 @@ def start_switch(name: str, hub: bool = False, tap: str | None = None, *,
         raise StateError(f"switch {name} is already running",
                          f"use it as it is, or stop it first: umlgui switch stop {name}")
     paths.ensure_dir(sockets_dir(), 0o700)
+    # Checked here too so the caller gets the precise error class, not the launcher's text.
+    claim_socket_path(control, "control")
+    claim_socket_path(mgmt_path_for(control), "management")
     directory = paths.ensure_dir(switch_dir(name))
     settings = {"name": name, "hub": hub, "tap": tap, "aging": aging}
     (directory / "switch.json").write_text(json.dumps(settings, indent=1) + "\n")

@@ -32,7 +32,6 @@ import random
 import select
 import signal
 import socket
-import stat
 import struct
 import sys
 import threading
@@ -45,6 +44,7 @@ from umlgui.net import daemon as proto
 from umlgui.net.client import (  # noqa: F401
     SwitchClient, SwitchHandle, SwitchInfo, list_switches, mgmt_path_for, start_switch, stop_switch)
 from umlgui.net.pcap import PcapWriter
+from umlgui.net.sockets import SUN_PATH_MAX, claim_socket_path, unlink_quietly  # noqa: F401
 
 log = logging.getLogger("umlgui.net.switch")
 
@@ -55,7 +55,6 @@ BATCH = 512  # frames handled per readiness event before other sockets get a tur
 CONTROL_BACKLOG = 15
 MGMT_LINE_LIMIT = 65536
 SOCKET_BUFFER = 4 * 1024 * 1024
-SUN_PATH_MAX = 107  # bytes of a filesystem socket path, leaving room for the NUL
 _ADDRESSES = struct.Struct("6s6s")  # destination and source MAC at the start of a frame
 
 IMPAIRMENT_LIMITS = {
@@ -183,7 +182,7 @@ class Switch:
         for sock, path in ((self._listener, self.control_path), (self._mgmt_listener, self.mgmt_path)):
             if sock is not None:
                 sock.close()
-                _unlink_quietly(path)
+                unlink_quietly(path)
         if self._data is not None:
             self._data.close()
         for fd in (self._wake_r, self._wake_w):
@@ -217,7 +216,7 @@ class Switch:
         self._stopping = True
 
     def _listen(self, path: Path, what: str) -> socket.socket:
-        _claim_socket_path(path, what)
+        claim_socket_path(path, what)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
         try:
             sock.bind(os.fspath(path))
@@ -873,44 +872,6 @@ def _grow_buffers(sock: socket.socket) -> None:
                 pass
 
 
-def _claim_socket_path(path: Path, what: str) -> None:
-    """Make `path` free for a listening socket: remove a stale socket, refuse a live one."""
-    if len(os.fsencode(path)) > SUN_PATH_MAX:
-        raise ConfigError(f"the {what} socket path is {len(os.fsencode(path))} bytes long: {path}",
-                          f"choose a path of at most {SUN_PATH_MAX} bytes (a unix socket limit)")
-    try:
-        mode = path.lstat().st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(mode):
-        raise ConfigError(f"{path} exists and is not a socket",
-                          "remove it or choose another control socket path")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    probe.settimeout(1.0)
-    try:
-        probe.connect(os.fspath(path))
-    except ConnectionRefusedError:
-        log.info("removing stale %s socket %s", what, path)
-        _unlink_quietly(path)
-        return
-    except FileNotFoundError:
-        return
-    except OSError as error:
-        raise UmlguiError(f"cannot check {what} socket {path}: {error}",
-                          "remove it if no switch uses it") from error
-    finally:
-        probe.close()
-    raise StateError(f"a switch is already listening on {path}",
-                     "stop that switch first, or choose another control socket path")
-
-
-def _unlink_quietly(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-
-
 def _daemonize(log_file: Path) -> int:
     """Detach (double fork, setsid); return a pipe fd on which the daemon reports readiness.
 
@@ -988,6 +949,7 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging(log_file, args.verbose)
     pid_file.write_text(f"{os.getpid()}\n")
     switch.install_signal_handlers()
+    switch.write_state("running")  # before reporting ready: a starter may read it at once
     if ready is not None:
         os.write(ready, f"switch {args.name} running, pid {os.getpid()}, control {control}\n".encode())
         os.close(ready)
@@ -995,7 +957,7 @@ def main(argv: list[str] | None = None) -> int:
         switch.serve_forever()
     finally:
         switch.close()
-        _unlink_quietly(pid_file)
+        unlink_quietly(pid_file)
     return 0
 
 if __name__ == "__main__":

@@ -276,9 +276,10 @@ class Debootstrap:
         read_end, write_end = os.pipe()
         try:
             with open(self.log, "wb") as log:
-                # --debian-installer speaks its progress protocol on fd 3
+                # --debian-installer speaks its progress protocol on fd 3 (bash, because
+                # dash only redirects single-digit descriptors)
                 process = subprocess.Popen(
-                    ["sh", "-c", f'exec "$@" 3>&{write_end} {write_end}>&-', "sh", *self.command()],
+                    ["bash", "-c", f'exec "$@" 3>&{write_end} {write_end}>&-', "bash", *self.command()],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     pass_fds=(write_end,), start_new_session=True)
             os.close(write_end)

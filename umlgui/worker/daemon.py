@@ -324,8 +324,10 @@ class Worker:
         self._reply_and_close(conn, {"ok": True})
 
     def op_mconsole(self, conn, request, rest) -> None:
-        command = str(request.get("command", "")).strip()
+        command = str(request.get("command", "")).lstrip()
         word = command.split(" ", 1)[0]
+        if word == "log" and not command.endswith("\n"):
+            command += "\n"     # the kernel holds back a log line until it ends
         if self.state.state == st.PAUSED and not word.startswith(STOP_SAFE_COMMANDS):
             raise UmlguiError(
                 f"{self.machine.name} is paused: '{word}' could wedge it (UML's stop/go hazard)",

@@ -2,7 +2,7 @@
 contract").
 
     umid=NAME uml_dir=DIR/ mem=SIZE hostname=NAME ttroot=BASE ttcow=COW [ttmonitor=LOG]
-    [hostfs=DIR] [init=/sbin/init] con=null ssl=null con0=fd:3,fd:3 [ssl0=fd:4,fd:4]
+    [hostfs=DIR] [ttcpu=N|all] [init=/sbin/init] con=null ssl=null con0=fd:3,fd:3 [ssl0=fd:4,fd:4]
     mconsole=notify:PATH [other words]
 
 Like Linux, words the kernel does not know go to init: `name=value` into its environment,
@@ -35,6 +35,7 @@ class BootConfig:
     init: str | None = None
     notify_path: str | None = None
     noreboot: bool = False
+    cpu: str = ""                                                  # ttcpu=N|all
     channels: dict[str, str] = field(default_factory=dict)       # "con0" -> "fd:3,fd:3"
     default_channels: dict[str, str] = field(default_factory=dict)  # "con" -> "null"
     init_env: dict[str, str] = field(default_factory=dict)
@@ -79,6 +80,8 @@ def parse(words: list[str]) -> BootConfig:
             config.ttcow = value
         elif key == "ttmonitor":
             config.monitor_path = value
+        elif key == "ttcpu":
+            config.cpu = value
         elif key == "hostfs":
             config.hostfs = value
         elif key == "init":

@@ -18,6 +18,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 
 from umlgui.errors import UmlguiError
@@ -59,11 +60,13 @@ class Kernel:
         self.guest: Guest | None = None
         self.tracer: Tracer | None = None
         self.monitor = None
+        self.terminate = threading.Event()
 
     # -- boot ------------------------------------------------------------------------------
 
     def boot(self) -> None:
         config = self.config
+        _pin_to_one_cpu(config)
         self._make_instance_dir()
         self.scratch = tempfile.mkdtemp(prefix=f"umlgui-tt-{config.umid}-")
         proc_mount = os.path.join(self.scratch, "proc")
@@ -205,6 +208,8 @@ class Kernel:
         def flag(name):
             def handler(signal_number, frame):
                 self.pending.add(name)
+                if name == "term":
+                    self.terminate.set()
                 if self.waiting:
                     self.waiting = False
                     raise _Wakeup()
@@ -252,7 +257,9 @@ class Kernel:
                 return
             if served == "stop":
                 self.tracer.freeze()
-                ended = server.serve_while_stopped()
+                ended = server.serve_while_stopped(self.terminate)
+                if ended is None:
+                    return                              # SIGTERM while stopped
                 if ended == "go":
                     continue
                 served = ended
@@ -349,6 +356,24 @@ class Kernel:
         self.guest.close()
         shutil.rmtree(self.scratch, ignore_errors=True)
         self.exit_code = EXIT_PANIC          # like UML, the instance dir stays behind
+
+
+def _pin_to_one_cpu(config: cmdline.BootConfig) -> None:
+    """Run the tracer and its guest on one CPU, like a uniprocessor UML.
+
+    Every handled syscall is a round trip between a guest thread and the tracer; on one
+    CPU that is a plain context switch, across CPUs it is a cross-CPU wake-up, which on a
+    VM costs about twice as much (ENGINE-RESEARCH.md §0). Which CPU depends on the umid, so
+    machines spread over the host's CPUs. `ttcpu=all` keeps the host's choice.
+    """
+    allowed = sorted(os.sched_getaffinity(0))
+    if config.cpu == "all" or len(allowed) < 2:
+        return
+    if config.cpu.isdigit() and int(config.cpu) in allowed:
+        cpu = int(config.cpu)
+    else:
+        cpu = allowed[sum(config.umid.encode()) % len(allowed)]
+    os.sched_setaffinity(0, {cpu})
 
 
 def _channel_fd(channel: str) -> int | None:

@@ -27,7 +27,7 @@ _SYSCALL_EXIT_STOP = signal.SIGTRAP | 0x80
 _FORK_EVENTS = (ptrace.EVENT_FORK, ptrace.EVENT_VFORK, ptrace.EVENT_CLONE)
 _STOP_SIGNALS = (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 _MASK64 = (1 << 64) - 1
-SPIN_POLLS = 20
+SPIN_POLLS = int(os.environ.get("TT_SPIN", "0"))
 
 
 class Tracee:
@@ -179,7 +179,11 @@ class Tracer:
         else:
             tracee.started = True
             if signal_number == signal.SIGSTOP and pid in self.frozen:
-                return                      # mconsole `stop`: stay here until `go`
+                # our own SIGSTOP from mconsole `stop`: the thread sat in this stop until
+                # the loop ran again after `go`; swallow it
+                self.frozen.discard(pid)
+                ptrace.resume(pid)
+                return
             ptrace.resume(pid, signal_number)
 
     def _syscall_entry(self, pid: int) -> None:
@@ -230,18 +234,17 @@ class Tracer:
     # -- freezing (mconsole stop/go) -------------------------------------------------------
 
     def freeze(self) -> None:
+        """Stop every guest thread: each enters a signal-delivery stop that the tracer
+        leaves alone while mconsole is stopped (the loop does not run then)."""
         for pid in list(self.tracees):
             try:
-                os.kill(pid, 0)
                 _tgkill(pid, signal.SIGSTOP)
                 self.frozen.add(pid)
             except OSError:
                 pass
 
     def thaw(self) -> None:
-        for pid in list(self.frozen):
-            ptrace.resume(pid)
-        self.frozen.clear()
+        """Nothing to do: the frozen threads' stops are handled when the loop runs again."""
 
     def kill_all(self) -> None:
         """SIGKILL the guest: killing its init ends every process of its pid namespace."""
@@ -268,8 +271,29 @@ class Tracer:
             self.tracees.pop(pid, None)
 
 
+_libc = None
+
+
 def _tgkill(tid: int, signal_number: int) -> None:
-    os.kill(tid, signal_number)
+    """Signal one thread (kill() on a tid would pick any thread of its group)."""
+    import ctypes
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    tgid = _thread_group(tid)
+    if _libc.syscall(234, tgid, tid, signal_number) != 0:
+        raise OSError(ctypes.get_errno(), "tgkill")
+
+
+def _thread_group(tid: int) -> int:
+    try:
+        with open(f"/proc/{tid}/status", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"Tgid:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return tid
 
 
 def _creator_of(pid: int) -> int:

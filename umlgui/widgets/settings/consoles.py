@@ -6,6 +6,9 @@ a telnet port (`port:N`), `null` (discarded) or `none` (the line does not exist)
 
 from __future__ import annotations
 
+import os
+import shutil
+
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFormLayout, QHeaderView, QLabel,
                                QSpinBox, QStyle, QTableWidget, QTableWidgetItem)
 
@@ -16,6 +19,12 @@ from umlgui.widgets.settings.page import SettingsPage
 CHANNELS = (("Embedded terminal (pty)", "pty"), ("Telnet port", "port"),
             ("Discard output (null)", "null"), ("Not present (none)", "none"))
 FIRST_PORT = 9000
+
+
+def telnetd_found() -> bool:
+    """Whether UML can serve port channels: it runs in.telnetd from PATH or /usr/lib/uml."""
+    return shutil.which("in.telnetd", path=os.pathsep.join(
+        [os.environ.get("PATH", ""), "/usr/lib/uml"])) is not None
 
 
 def line_names(consoles: int, serials: int) -> list[str]:
@@ -63,8 +72,16 @@ class ConsolesPage(SettingsPage):
                              "telnet port listens on every host interface. con0 is where umlgui "
                              "watches the boot and the login prompt.")
         explanation.setWordWrap(True)
+        self.telnet_warning = QLabel(
+            "⚠ A telnet port needs <tt>in.telnetd</tt> on the host, which UML runs for each "
+            "connection; it was not found (Debian's telnetd lacks the -L option UML uses). "
+            "Without it connections are dropped; the embedded terminal needs nothing.")
+        self.telnet_warning.setObjectName("telnetWarning")
+        self.telnet_warning.setWordWrap(True)
+        self.telnet_warning.hide()
         self.body.addLayout(form)
         self.body.addWidget(self.table, 1)
+        self.body.addWidget(self.telnet_warning)
         self.body.addWidget(explanation)
         self.console_count.valueChanged.connect(self._count_changed)
         self.serial_count.valueChanged.connect(self._count_changed)
@@ -95,6 +112,11 @@ class ConsolesPage(SettingsPage):
 
     # --- table ---------------------------------------------------------------------------
 
+    def _show_telnet_warning(self) -> None:
+        uses_port = any(channel.startswith("port:") for name, channel in self.channels.items()
+                        if name in line_names(self.console_count.value(), self.serial_count.value()))
+        self.telnet_warning.setVisible(uses_port and not telnetd_found())
+
     def _count_changed(self, _value: int) -> None:
         for name in line_names(self.console_count.value(), self.serial_count.value()):
             self.channels.setdefault(name, "pty")
@@ -113,6 +135,7 @@ class ConsolesPage(SettingsPage):
             if name == "con0":
                 guest += " (the system console)"
             self.table.setItem(row, 3, QTableWidgetItem(guest))
+        self._show_telnet_warning()
 
     def _channel_combo(self, name: str, channel: str) -> QComboBox:
         combo = QComboBox()
@@ -144,6 +167,7 @@ class ConsolesPage(SettingsPage):
         port.setEnabled(value == "port")
         # the combo that sent this stays in place: rebuilding the table here would delete it
         self.channels[name] = f"port:{port.value()}" if value == "port" else value
+        self._show_telnet_warning()
         self.changed.emit()
 
     def _port_changed(self, name: str, port: int) -> None:

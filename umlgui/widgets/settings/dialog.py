@@ -21,7 +21,7 @@ from typing import Callable
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QListWidget,
-                               QListWidgetItem, QMessageBox, QPushButton, QStackedWidget,
+                               QListWidgetItem, QMessageBox, QStackedWidget,
                                QVBoxLayout, QWidget)
 
 from umlgui.errors import UmlguiError

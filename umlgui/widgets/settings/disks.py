@@ -61,6 +61,10 @@ def check_attachable(machine: Machine, unit: int, disk: Disk) -> None:
         cow.check_backing(header)        # UML would refuse a COW file whose base is wrong
 
 
+def _name(path: str | None) -> str:
+    return Path(path).name if path else ""
+
+
 def machines_using_base(base: str, excluding: str) -> list[str]:
     users = []
     for name in library.list_names():
@@ -118,6 +122,10 @@ class DisksPage(SettingsPage):
                       "free ubd.")
         hint.setObjectName("dropHint")
         hint.setStyleSheet("QLabel { color: palette(placeholder-text); }")
+        self.details = QLabel()
+        self.details.setObjectName("diskDetails")
+        self.details.setWordWrap(True)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.flag_boxes: dict[str, QCheckBox] = {}
         flags = QGroupBox("Flags of the selected disk")
         flag_row = QHBoxLayout(flags)
@@ -146,6 +154,7 @@ class DisksPage(SettingsPage):
             buttons.addWidget(button)
         buttons.addStretch(1)
         self.body.addWidget(self.table, 1)
+        self.body.addWidget(self.details)
         self.body.addWidget(hint)
         self.body.addLayout(buttons)
         self.body.addWidget(flags)
@@ -189,7 +198,7 @@ class DisksPage(SettingsPage):
             self.table.insertRow(row)
             for col, text in enumerate(self._cells(unit, disk)):
                 item = QTableWidgetItem(text)
-                item.setToolTip(text)
+                item.setToolTip({1: disk.file, 5: disk.backing}.get(col) or text)
                 if col == 0:
                     item.setData(Qt.ItemDataRole.UserRole, unit)
                 self.table.setItem(row, col, item)
@@ -203,17 +212,18 @@ class DisksPage(SettingsPage):
         info, note = self.infos.get(disk.file, (None, "…"))
         device = f"ubd{unit} ({hotplug.guest_disk_name(unit)})"
         flags = ", ".join(label.lower() for field, label, _ in FLAG_FIELDS if getattr(disk, field))
+        file_name = Path(disk.file).name
         if info is None:
-            return [device, disk.file, note, "", "", disk.backing or "", flags]
+            return [device, file_name, note, "", "", _name(disk.backing) or "—", flags or "—"]
         allocated = human_size(info.allocated_bytes)
         if note:
             allocated = note
         elif info.cow_changed_bytes is not None:
             allocated += f" ({human_size(info.cow_changed_bytes)} changed)"
-        backing = disk.backing or (info.cow.backing_file if info.cow else "")
+        backing = _name(disk.backing or (info.cow.backing_file if info.cow else ""))
         if info.backing_ok is False:
             backing = f"⚠ {info.backing_problem}"
-        return [device, disk.file, human_size(info.guest_size), allocated,
+        return [device, file_name, human_size(info.guest_size), allocated,
                 info.filesystem or "unknown", backing or "—", flags or "—"]
 
     def inspect(self) -> None:
@@ -232,6 +242,7 @@ class DisksPage(SettingsPage):
         unit = self.selected_unit()
         disk = self.disks.get(unit) if unit is not None else None
         self.flags_group.setEnabled(disk is not None)
+        self.details.setText(self._details(unit, disk) if disk else "")
         for field, box in self.flag_boxes.items():
             box.blockSignals(True)
             box.setChecked(bool(disk and getattr(disk, field)))
@@ -242,6 +253,13 @@ class DisksPage(SettingsPage):
         self.merge_button.setToolTip("Halt the machine to merge its COW layers"
                                      if self.dialog.state.live else "")
         self.add_button.setEnabled(len(self.disks) < MAX_UBD)
+
+    @staticmethod
+    def _details(unit: int, disk: Disk) -> str:
+        text = f"<b>ubd{unit}</b>: {disk.file}"
+        if disk.backing:
+            text += f"<br>COW layer over: {disk.backing}"
+        return text
 
     def _flag_toggled(self, field: str, on: bool) -> None:
         unit = self.selected_unit()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import psutil
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QFormLayout, QLabel, QSlider, QStyle
+from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QSlider, QStyle, QWidget
 
 from umlgui.errors import ConfigError, UmlguiError
 from umlgui.model import library
@@ -47,15 +47,22 @@ def process_tree_memory(pid: int | None) -> int | None:
         processes = [root, *root.children(recursive=True)]
     except psutil.Error:
         return None
+    # UML's helper threads are clone(CLONE_VM) processes sharing the kernel's address space,
+    # which must count once. Their resident figures move between reads; the virtual size of
+    # one address space is the same for all of them, and distinct ones practically never match.
+    seen: set[int] = set()
     total = 0
     for process in processes:
         try:
             info = process.memory_full_info()
-            total += getattr(info, "pss", info.rss)
         except psutil.AccessDenied:
-            total += process.memory_info().rss
+            info = process.memory_info()
         except psutil.Error:
             continue
+        if info.vms in seen:
+            continue
+        seen.add(info.vms)
+        total += getattr(info, "pss", info.rss)
     return total
 
 
@@ -89,7 +96,7 @@ class MemoryPage(SettingsPage):
         self.warning.hide()
         form = QFormLayout()
         form.addRow("Guest memory:", self.size)
-        form.addRow("", self.slider)
+        form.addRow("", self._slider_with_ends(host_total))
         form.addRow("Host memory:", self.host_label)
         form.addRow("Running machines:", self.others_label)
         form.addRow("This machine uses:", self.rss_label)
@@ -100,6 +107,15 @@ class MemoryPage(SettingsPage):
         self.size.valueChanged.connect(self._size_changed)
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.refresh)
+
+    def _slider_with_ends(self, host_total: int) -> QWidget:
+        row = QWidget()
+        layout = QHBoxLayout(row)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(QLabel(human_size(MIN_MEMORY)))
+        layout.addWidget(self.slider, 1)
+        layout.addWidget(QLabel(f"{human_size(self.slider.maximum() * MIB)} (host)"))
+        return row
 
     def load(self, machine: Machine) -> None:
         self.size.setValue(machine.memory)

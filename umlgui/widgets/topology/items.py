@@ -239,7 +239,7 @@ class LinkItem(QGraphicsItem):
             if not text:
                 continue
             # a little way along the cable from the node's edge
-            offset = 46.0 / length
+            offset = 60.0 / length
             point = self.line.pointAt(fraction + (offset if fraction == 0 else -offset))
             rect = QRectF(point.x() - 22, point.y() - 9, 44, 16)
             painter.fillRect(rect, QColor(255, 255, 255, 220))

@@ -37,7 +37,7 @@ def read_path(pid: int, address: int) -> str:
         raw = memory.read_cstring(pid, address, 4096)
     except memory.MemoryError_ as error:
         raise OSError(error.errno, error.strerror) from None
-    return os.fsdecode(raw)
+    return raw.decode("utf-8", "surrogateescape")
 
 
 class Scratch:

@@ -195,6 +195,15 @@ class Resolver:
         if leaf not in ("", ".", ".."):
             parts = self._prefix_cache.get(directory)
             if parts is not None:
+                if not self.mounts and (parts[0] not in ("proc", "dev") if parts
+                                        else leaf != "proc"):
+                    # the hot path (find, ls -l, stat loops): one lookup in a known directory
+                    guest_dir = "/" + "/".join(parts)
+                    node = self.layers.lookup(guest_dir, leaf)
+                    st = node.st
+                    if st is None or not follow or not stat.S_ISLNK(st.st_mode):
+                        return Resolution(guest_dir.rstrip("/") + "/" + leaf, node.host,
+                                          "union", st, node.layer)
                 return self._walk(pid, list(parts), [leaf], follow)
         components = absolute.split("/")
         components.reverse()

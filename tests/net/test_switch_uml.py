@@ -1,0 +1,91 @@
+"""End to end with the real kernel: linux.uml machines ping each other through a switch."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+
+import pytest
+from conftest import mac
+
+pytestmark = [pytest.mark.uml, pytest.mark.slow]
+
+PING_ALL = "for peer in {peers}; do ping -c 2 -w 40 $peer || exit 1; done; sleep {linger}"
+
+
+def boot_lan(guests, image, control, count, linger=6):
+    """`count` guests on `control`, 10.0.0.1..N, each pinging all the others."""
+    addresses = [f"10.0.0.{n}" for n in range(1, count + 1)]
+    machines = []
+    for n, address in enumerate(addresses, start=1):
+        others = " ".join(a for a in addresses if a != address)
+        machines.append(guests(f"m{n}", image, ip=address,
+                               cards=[f"eth0=daemon,{mac(n)},unix,{control}"],
+                               script=PING_ALL.format(peers=others, linger=linger)))
+    return machines
+
+
+def assert_all_pinged(machines):
+    for machine in machines:
+        output = machine.wait(120)
+        assert machine.result_code() == 0, output[-1500:]
+        assert " 0% packet loss" in output
+
+
+def test_two_machines_ping_through_our_switch(guest_image, guests, switch_factory):
+    handle = switch_factory("lan")
+    machines = boot_lan(guests, guest_image, handle.control, 2, linger=3)
+    assert machines[0].wait_for("UMLGUI-BOOTED", 60)
+    assert_all_pinged(machines)
+
+
+def test_three_machines_ping_each_other_through_our_switch(guest_image, guests, switch_factory):
+    handle = switch_factory("lan")
+    machines = boot_lan(guests, guest_image, handle.control, 3, linger=4)
+    for machine in machines:
+        assert machine.wait_for("UMLGUI-BOOTED", 60)
+    time.sleep(1)
+    status = handle.client().status()
+    assert len(status["ports"]) == 3
+    assert all(port["peer_pid"] for port in status["ports"])
+    assert_all_pinged(machines)
+    learned = {entry["mac"] for entry in handle.client().status()["macs"]}
+    assert learned <= {mac(1), mac(2), mac(3)}
+
+
+def test_two_machines_ping_through_uml_switch(guest_image, guests, tmp_path):
+    if not shutil.which("uml_switch"):
+        pytest.skip("needs uml_switch (uml-utilities)")
+    control = tmp_path / "c.ctl"
+    switch = subprocess.Popen(["uml_switch", "-unix", str(control)], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 5
+        while not control.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        machines = boot_lan(guests, guest_image, control, 2, linger=3)
+        assert_all_pinged(machines)
+    finally:
+        switch.terminate()
+        switch.wait(5)
+
+
+def test_delay_impairment_shows_in_guest_ping(guest_image, guests, switch_factory):
+    handle = switch_factory("lan")
+    server = guests("srv", guest_image, ip="10.0.0.2", cards=[handle.card_argument(0, mac(2))],
+                    script="sleep 60")
+    assert server.wait_for("UMLGUI-BOOTED", 60)
+    client = handle.client()
+    deadline = time.monotonic() + 10
+    while not client.status()["ports"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    port = client.status()["ports"][0]["number"]
+    client.set_port(port, delay_ms=80)
+    pinger = guests("cli", guest_image, ip="10.0.0.1", cards=[handle.card_argument(0, mac(1))],
+                    script="ping -c 3 -w 40 10.0.0.2")
+    output = pinger.wait(90)
+    assert pinger.result_code() == 0, output[-1500:]
+    rtts = [float(value) for value in re.findall(r"time=([\d.]+) ms", output)]
+    assert rtts and min(rtts) >= 80, rtts
