@@ -252,6 +252,9 @@ def test_sysrq_and_stack_return_log_lines(client, served):
 def test_sysrq_b_answers_before_acting(raw, served):
     raw.request(b"sysrq b")
     assert raw.reply() == [(0, 0, b"\0")]
+    deadline = time.time() + 2      # the server acts after the reply has gone out
+    while not served[1].actions and time.time() < deadline:
+        time.sleep(0.01)
     assert served[1].actions == ["sysrq b"]
 
 

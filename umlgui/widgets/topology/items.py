@@ -56,9 +56,9 @@ class NodeItem(QGraphicsObject):
         if node.is_machine:
             self.detail = f"{node.memory >> 20}M {node.template}"
         elif node.has_ports:
-            self.detail = f"{node.kind}, {node.ports} ports"
+            self.detail = f"{node.ports} ports"
         else:
-            self.detail = "Internet (slirp)"
+            self.detail = "slirp"
         self.setPos(node.x, node.y)
         self.setToolTip(f"{node.name}: {self.detail}")
         self.update()
@@ -72,7 +72,7 @@ class NodeItem(QGraphicsObject):
     # --- geometry and painting ------------------------------------------------------------
 
     def boundingRect(self) -> QRectF:
-        return QRectF(-NODE_W / 2 - 4, -NODE_H / 2 - 4, NODE_W + 8, NODE_H + 30)
+        return QRectF(-NODE_W, -NODE_H / 2 - 4, NODE_W * 2, NODE_H + 42)
 
     def shape(self) -> QPainterPath:
         path = QPainterPath()
@@ -97,6 +97,12 @@ class NodeItem(QGraphicsObject):
         painter.setFont(font)
         painter.drawText(QRectF(-NODE_W, NODE_H / 2 + 2, NODE_W * 2, 18),
                          Qt.AlignmentFlag.AlignCenter, self.name)
+        font.setBold(False)
+        font.setPointSizeF(max(6.0, font.pointSizeF() * 0.8))
+        painter.setFont(font)
+        painter.setPen(QColor("#5f6368"))
+        painter.drawText(QRectF(-NODE_W, NODE_H / 2 + 18, NODE_W * 2, 14),
+                         Qt.AlignmentFlag.AlignCenter, f"{self.detail} · {state_word(self.state)}")
 
     def itemChange(self, change, value):
         if change == QGraphicsItem.GraphicsItemChange.ItemPositionChange:
@@ -233,14 +239,20 @@ class LinkItem(QGraphicsItem):
                              Qt.AlignmentFlag.AlignCenter, " · ".join(notes))
 
     def _paint_end_labels(self, painter: QPainter) -> None:
-        painter.setPen(QColor("#3c4043"))
+        font = QFont(painter.font())
+        font.setPointSizeF(max(6.0, font.pointSizeF() * 0.85))
+        painter.setFont(font)
         length = self.line.length() or 1.0
         for text, fraction in ((self.card_text, 0.0), (self.port_text, 1.0)):
             if not text:
                 continue
-            # a little way along the cable from the node's edge
-            offset = 60.0 / length
-            point = self.line.pointAt(fraction + (offset if fraction == 0 else -offset))
-            rect = QRectF(point.x() - 22, point.y() - 9, 44, 16)
-            painter.fillRect(rect, QColor(255, 255, 255, 220))
+            # past the node's outline and its name, so the label never covers either
+            offset = min(0.45, 64.0 / length)
+            point = self.line.pointAt(offset if fraction == 0 else 1.0 - offset)
+            width = painter.fontMetrics().horizontalAdvance(text) + 8
+            rect = QRectF(point.x() - width / 2, point.y() - 8, width, 16)
+            painter.setPen(QPen(QColor("#c4c7cc"), 1))
+            painter.setBrush(QColor(255, 255, 255, 235))
+            painter.drawRoundedRect(rect, 4, 4)
+            painter.setPen(QColor("#3c4043"))
             painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
