@@ -38,9 +38,9 @@ sys.path.insert(0, str(REPO))
 CACHE = Path(os.environ.get("TT_BENCH_DIR", "/var/tmp/umlgui-tt-bench"))
 WORKLOADS = """
 for r in $(seq {repeat}); do
-  /bench time walk find /usr/include -name '*.h' >/dev/null
+  /bench time walk find /usr/include -name '*.h' >/tmp/walk.out
   /bench time exec sh -c 'i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i+1)); done'
-  /bench time cpu awk 'BEGIN{{for(i=0;i<1500000;i++)s+=i*i; print s}}' >/dev/null
+  /bench time cpu awk 'BEGIN{{for(i=0;i<1500000;i++)s+=i*i; print s}}' >/tmp/cpu.out
   /bench loop trap stat
   /bench loop trapid getuid
 done
@@ -88,17 +88,17 @@ def parse_results(text: str) -> dict[str, list[float]]:
 
 
 def run_native(root: Path, script: str) -> dict[str, list[float]]:
-    output = subprocess.run(["chroot", str(root), script], capture_output=True, text=True,
-                            check=True).stdout
-    return parse_results(output)
+    result = subprocess.run(["chroot", str(root), script], capture_output=True, text=True,
+                            check=True)
+    return parse_results(result.stdout + result.stderr)
 
 
 def run_proot(root: Path, script: str) -> dict[str, list[float]]:
     if shutil.which("proot") is None:
         return {}
-    output = subprocess.run(["proot", "-w", "/", "-r", str(root), script],
-                            capture_output=True, text=True).stdout
-    return parse_results(output)
+    result = subprocess.run(["proot", "-w", "/", "-r", str(root), script],
+                            capture_output=True, text=True)
+    return parse_results(result.stdout + result.stderr)
 
 
 def _read_console(master: int, process: subprocess.Popen, timeout: float) -> str:

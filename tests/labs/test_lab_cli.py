@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from test_lab_netkit import write_router_lab
@@ -86,7 +85,8 @@ def test_materialize_writes_cards_hostname_and_hostlab(home):
     labs.save(lab)
     machine = lab_runner.materialize(lab, "pc1")
     assert machine.hostname == "pc1" and machine.memory == 48 << 20
-    assert machine.network["eth0"].options["socket"] == str(switches.control_path("mat-sw"))
+    assert machine.network["eth0"].transport == "switch"
+    assert machine.network["eth0"].options == {"switch": "mat-sw"}
     assert machine.network["eth1"].transport == "slirp"
     assert "ip_eth0=10.0.0.1/24" in machine.append and f"hostlab={lab.directory}" in machine.append
     lab.remove_link(lab.link_on_card("pc1", "eth1"))

@@ -18,8 +18,10 @@ from PySide6.QtWidgets import QApplication, QMenu, QMessageBox
 from umlgui.model import lab as labs
 from umlgui.net import client as switches
 from umlgui.widgets.topology import TopologyEditor
-from umlgui.widgets.topology.items import LinkItem, NodeItem
+from umlgui.widgets.topology.items import LinkItem
 from umlgui.worker import state as st
+
+pytestmark = pytest.mark.gui
 
 
 @pytest.fixture

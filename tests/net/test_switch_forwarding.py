@@ -104,6 +104,8 @@ def test_counters_count_packets_and_bytes(switch_factory, peers):
     frames = [a.send_to(b.mac, b"x" * size) for size in (10, 100, 1000)]
     for _ in frames:
         assert b.recv() is not None
+    # The switch counts a transmission after sendto returns, i.e. possibly after b has it.
+    wait_until(lambda: port_of(handle.client().status(), b)["counters"]["tx_packets"] == 3)
     status = handle.client().status()
     counters_a = port_of(status, a)["counters"]
     counters_b = port_of(status, b)["counters"]

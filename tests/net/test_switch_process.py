@@ -196,9 +196,16 @@ def test_switch_survives_a_peer_that_vanishes_without_eof(switch_factory, peers)
     a.drain(0.1)
     b.link.data.close()  # data socket gone, control still open: sends fail with ECONNREFUSED
     a.send_to(b.mac)
-    status = handle.client().status()
-    port_b = next(p for p in status["ports"] if mac(2) in p["macs"])
-    assert port_b["counters"]["tx_errors"] == 1
+
+    def tx_errors_of_b():
+        status = handle.client().status()
+        return next(p for p in status["ports"] if mac(2) in p["macs"])["counters"]["tx_errors"]
+
+    deadline = time.monotonic() + 3
+    while tx_errors_of_b() == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert tx_errors_of_b() == 1
+    assert handle.client().status()["ports"]  # and the switch still answers
 
 
 def test_failed_start_reports_the_switch_error(net_home):

@@ -19,6 +19,7 @@ import pytest
 
 from guest import GuestConsole, wait_for_state
 from umlgui.model import library
+from umlgui.model.machine import Console as ConsoleSetting
 from umlgui.model.machine import NetCard
 from umlgui.templates import debian
 from umlgui.worker import client
@@ -164,6 +165,21 @@ def test_root_password_from_the_seed_disk(debian_home):
     assert console.run("passwd -S root").split()[1] == "P"      # a usable password
     halt("deb4")
     assert seed.read_bytes().strip(b"\0") == b""                # applied once, then wiped
+
+
+def test_autologin_serial_line_and_poweroff_from_inside(debian_home):
+    library.new_machine("deb6", template="debian")
+    machine = library.load("deb6")
+    machine.autologin = True
+    machine.consoles["ssl0"] = ConsoleSetting("pty")
+    library.save(machine)
+    boot("deb6")
+    serial = Console("deb6", "ssl0")
+    serial.send("\n")
+    serial.read_until(rb"root@deb6:~# ", BOOT_TIMEOUT)       # logged in without a prompt
+    assert serial.run("tty") == "/dev/ttyS0"
+    serial.send("poweroff\n")
+    assert wait_for_state("deb6", "halted", timeout=60).exit_code == 0
 
 
 def test_dhcp_on_eth0_from_slirp(debian_home):

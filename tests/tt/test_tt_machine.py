@@ -16,7 +16,7 @@ def _line(text: str, key: str) -> str:
 def test_meminfo_and_oom_policy(run_script, busybox_tree):
     code, text = run_script(busybox_tree, """
 echo MEM $(grep MemTotal /proc/meminfo | tr -s ' ')
-dd if=/dev/zero of=/dev/null bs=100M count=20 2>/dev/null; echo DD $?
+dd if=/dev/zero of=/dev/null bs=100M count=1000 2>/dev/null; echo DD $?
 echo STILL-UP
 """)
     assert code == 0, text
@@ -59,3 +59,45 @@ def test_syscall_monitor_log(run_script, busybox_tree, tmp_path):
     execs = [r for r in records if r["name"] == "execve"]
     assert any(r["args"][1][:2] == ["cat", "/etc/hostname"] for r in execs)
     assert any(r["name"] == "uname" and r.get("emulated") for r in records)
+
+
+def test_job_control_on_the_console(boot, busybox_tree):
+    machine = boot(busybox_tree)
+    console = machine.console
+    assert console.read_until(b"login:")
+    console.send("root\n")
+    assert console.read_until(b"# ")
+    console.send("sleep 100\n")
+    import time
+    time.sleep(0.5)
+    console.send("\x1a")                      # Ctrl-Z
+    assert console.read_until(b"Stopped", 5), console.text
+    console.send("jobs; echo JOBS-DONE\n")
+    assert console.read_until(b"JOBS-DONE\r\n")
+    console.send("fg\n")
+    time.sleep(0.5)
+    console.send("\x03")                      # Ctrl-C
+    console.send("echo after-fg $?\n")
+    assert console.read_until(b"after-fg 130", 5), console.text
+    console.send("poweroff\n")
+    assert machine.wait() == 0
+
+
+def test_hostfs_mount(run_script, busybox_tree, tmp_path):
+    shared = tmp_path / "shared"
+    (shared / "sub").mkdir(parents=True)
+    (shared / "sub/from-host").write_text("host data\n")
+    code, text = run_script(busybox_tree, """
+mkdir -p /mnt/h && mount -t hostfs none /mnt/h -o /sub && echo MOUNTED
+cat /mnt/h/from-host; echo guest data > /mnt/h/from-guest
+ln -s /etc/hostname /mnt/h/guestlink; cat /mnt/h/guestlink
+grep hostfs /proc/mounts | cut -d' ' -f2,3
+mount -t hostfs none /mnt -o /../.. 2>&1 | grep -c 'permission denied'
+umount /mnt/h && ls /mnt/h | wc -l
+""", f"hostfs={shared}")
+    assert code == 0, text
+    assert "MOUNTED" in text and "host data" in text and "/mnt/h hostfs" in text
+    assert (shared / "sub/from-guest").read_text() == "guest data\n"
+    assert "umlgui" in text                   # the guest symlink resolves in the guest root
+    lines = console_lines(text)
+    assert lines[-2:] == ["1", "0"], text

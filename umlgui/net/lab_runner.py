@@ -69,10 +69,7 @@ def card_for(lab: Lab, link: Link, machine: Machine) -> NetCard:
     mac = machine.default_mac(link.card)
     if network.kind == labs.INTERNET:
         return NetCard("slirp", mac, {"program": shutil.which("slirp") or "/usr/bin/slirp"})
-    # The plain daemon transport with the switch's socket, rather than the "switch" transport:
-    # the definition is rewritten before every boot, and this works whatever the engine resolves.
-    control = switches.control_path(lab.switch_name(network.name))
-    return NetCard("daemon", mac, {"socktype": "unix", "socket": str(control)})
+    return NetCard("switch", mac, {"switch": lab.switch_name(network.name)})
 
 
 def materialize(lab: Lab, node_name: str, progress: Progress | None = None) -> Machine:

@@ -265,7 +265,7 @@ def _place_machines(lab: Lab, netkit: NetkitLab) -> None:
             x += SPACING * 0.6
         taken[upper].append(x)
         node = lab.nodes[machine]
-        node.x, node.y = x, -SPACING * 0.8 if upper else SPACING * 0.8
+        node.x, node.y = x, -SPACING if upper else SPACING
 
 
 def _mean_x(lab: Lab, machine: str) -> float:

@@ -449,6 +449,17 @@ def _forget_host_state(root: Path) -> None:
                 path.unlink()
 
 
+def _prune_download_cache(cache: Path, tree: Path) -> None:
+    """Keep only the .debs this build used (debootstrap copied them into the tree), so the
+    cache stays one release's download instead of growing with every point release."""
+    used = {deb.name for deb in (tree / "var/cache/apt/archives").glob("*.deb")}
+    if not used:
+        return
+    for cached in cache.glob("*.deb"):
+        if cached.name not in used:
+            cached.unlink()
+
+
 # ---------------------------------------------------------------------------- template
 
 class DebianTemplate(Template):
@@ -474,6 +485,7 @@ class DebianTemplate(Template):
         except KeyboardInterrupt:
             raise Cancelled() from None     # base.build then removes the staging dir
         bootstrapped = time.monotonic()
+        _prune_download_cache(cache, tree)
         progress.step("configuring for UML", None)
         configure_tree(tree, mirror, security_mirror())
         progress.step("making ext4 image", None)

@@ -27,7 +27,7 @@ from umlgui.model import library
 from umlgui.model.lab import Lab, Link, Node
 from umlgui.net import lab_runner
 from umlgui.widgets.topology.dialogs import ImpairDialog, NodeDialog
-from umlgui.widgets.topology.items import LinkItem, NodeItem, snap, state_word
+from umlgui.widgets.topology.items import LinkItem, NodeItem, snap
 from umlgui.widgets.topology.poller import LabPoller, LabSnapshot
 from umlgui.widgets.topology.view import Palette, TopologyScene, TopologyView
 from umlgui.worker import state as st
@@ -433,8 +433,8 @@ class TopologyEditor(QWidget):
             return (link.machine, link.card, link.network, link.port)
 
         def live(lab: Lab, link: Link) -> bool:
-            return st.MachineState(link.machine, self.states.get(link.machine, st.STOPPED)).live \
-                and link.machine in lab.nodes and self.lab.machine_name(link.machine) == lab.machine_name(link.machine)
+            return link.machine in lab.nodes and \
+                st.MachineState(link.machine, self.states.get(link.machine, st.STOPPED)).live
 
         old_links = {key(link): link for link in old.links}
         new_links = {key(link): link for link in new.links}

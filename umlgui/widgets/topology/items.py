@@ -208,7 +208,7 @@ class LinkItem(QGraphicsItem):
         self.line = QLineF(self.machine_item.pos(), self.network_item.pos())
 
     def boundingRect(self) -> QRectF:
-        return QRectF(self.line.p1(), self.line.p2()).normalized().adjusted(-60, -30, 60, 30)
+        return QRectF(self.line.p1(), self.line.p2()).normalized().adjusted(-60, -30, 220, 30)
 
     def shape(self) -> QPainterPath:
         path = QPainterPath(self.line.p1())
@@ -235,8 +235,9 @@ class LinkItem(QGraphicsItem):
                                    f"{self.packets_per_second:.0f} pkt/s" if busy else "") if text]
         if notes:
             painter.setPen(QColor("#d93025") if self.impairment_text else QColor("#2e7d32"))
-            painter.drawText(QRectF(middle.x() - 90, middle.y() - 18, 180, 16),
-                             Qt.AlignmentFlag.AlignCenter, " · ".join(notes))
+            # beside the cable rather than across it
+            painter.drawText(QRectF(middle.x() + 8, middle.y() - 8, 200, 16),
+                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, " · ".join(notes))
 
     def _paint_end_labels(self, painter: QPainter) -> None:
         font = QFont(painter.font())
@@ -247,7 +248,7 @@ class LinkItem(QGraphicsItem):
             if not text:
                 continue
             # past the node's outline and its name, so the label never covers either
-            offset = min(0.45, 64.0 / length)
+            offset = min(0.4, 74.0 / length)
             point = self.line.pointAt(offset if fraction == 0 else 1.0 - offset)
             width = painter.fontMetrics().horizontalAdvance(text) + 8
             rect = QRectF(point.x() - width / 2, point.y() - 8, width, 16)
