@@ -129,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("name")
     # --- end of lab commands ---
 
+    from umlgui.net.cli import add_switch_parser
+
+    add_switch_parser(sub)
+
     p = sub.add_parser("terminal", help="open the terminal widget on a local command: terminal -- CMD")
     p.add_argument("argv", nargs=argparse.REMAINDER)
     return parser
@@ -140,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = args.command or "gui"
     try:
+        if command == "switch":
+            return args.func(args)
         return COMMANDS[command](args)
     except UmlguiError as exc:
         print(f"umlgui: {exc.problem}", file=sys.stderr)

@@ -179,7 +179,7 @@ def test_guest_on_a_switch_with_tap_reaches_the_host(netns, guest_image, guests,
     control = Path(f"/tmp/{netns}.ctl")
     started = ns_run(netns, sys.executable, "-m", "umlgui.net.switch", "--name", "tapsw",
                      "--control", str(control), "--tap", "umltap0", "--daemon",
-                     "--log", str(tmp_path / "switch.log"))
+                     "--log", str(tmp_path / "switch.log"), "--state", str(tmp_path / "state.json"))
     assert started.returncode == 0, started.stderr
     from umlgui.net.client import SwitchClient
     client = SwitchClient(f"{control}.mgmt")

@@ -28,6 +28,7 @@ from umlgui.model.lab import Lab, Link, Node
 from umlgui.model.machine import Machine, NetCard
 from umlgui.model.units import human_size
 from umlgui.net import client as switches
+from umlgui.net.slirp import find_slirp
 from umlgui.worker import client
 from umlgui.worker import state as st
 
@@ -68,7 +69,7 @@ def card_for(lab: Lab, link: Link, machine: Machine) -> NetCard:
     network = lab.nodes[link.network]
     mac = machine.default_mac(link.card)
     if network.kind == labs.INTERNET:
-        return NetCard("slirp", mac, {"program": shutil.which("slirp") or "/usr/bin/slirp"})
+        return NetCard("slirp", mac, {"program": find_slirp()})
     return NetCard("switch", mac, {"switch": lab.switch_name(network.name)})
 
 

@@ -261,15 +261,17 @@ def _printf(fmt: str, args: list[str]) -> str:
 class Debootstrap:
     """One debootstrap run into `target`, reporting its stages to `progress`."""
 
-    def __init__(self, target: Path, mirror: str, cache: Path, log: Path):
+    def __init__(self, target: Path, mirror: str, cache: Path, log: Path,
+                 suite: str = SUITE, packages: tuple[str, ...] = PACKAGES):
         self.target, self.mirror, self.cache, self.log = target, mirror, cache, log
+        self.suite, self.packages = suite, packages
         self.stage = "downloading package lists"
         self.error: str | None = None
 
     def command(self) -> list[str]:
         return [shutil.which("debootstrap", path=_sbin_path()) or "debootstrap",
-                "--debian-installer", "--variant=minbase", f"--include={','.join(PACKAGES)}",
-                f"--cache-dir={self.cache}", SUITE, str(self.target), self.mirror]
+                "--debian-installer", "--variant=minbase", f"--include={','.join(self.packages)}",
+                f"--cache-dir={self.cache}", self.suite, str(self.target), self.mirror]
 
     def run(self, progress: Progress) -> None:
         (self.cache / "partial").mkdir(parents=True, exist_ok=True)   # no half .debs by name
@@ -324,9 +326,9 @@ class Debootstrap:
     def _failure(self, status: int) -> UmlguiError:
         detail = self.error or f"exit status {status}"
         if self.stage.startswith("downloading"):
-            reason = probe_mirror(self.mirror)
+            reason = probe_mirror(self.mirror, self.suite)
             return TemplateBuildError(
-                f"downloading Debian {SUITE} from {self.mirror} failed: {detail}"
+                f"downloading {self.suite} packages from {self.mirror} failed: {detail}"
                 + (f" ({reason})" if reason else ""),
                 f"check the network and the mirror; choose another with {MIRROR_VARIABLE}=URL "
                 f"(log: {self.log})")
@@ -334,10 +336,10 @@ class Debootstrap:
                                   f"see its log: {self.log}")
 
 
-def probe_mirror(mirror: str, timeout: float = 10.0) -> str | None:
+def probe_mirror(mirror: str, suite: str = SUITE, timeout: float = 10.0) -> str | None:
     """Why the mirror's Release file cannot be fetched, or None if it can. debootstrap's
     --debian-installer mode swallows wget's own message, so ask once more to name the error."""
-    url = f"{mirror}/dists/{SUITE}/Release"
+    url = f"{mirror}/dists/{suite}/Release"
     try:
         with urllib.request.urlopen(url, timeout=timeout):
             return None             # headers only: the body is not read

@@ -99,6 +99,10 @@ class Guest:
         base_st = os.stat(self.layers.base)
         self._root_uids = {os.geteuid(), base_st.st_uid}
         self._root_gids = {os.getegid(), base_st.st_gid}
+        # the host kernel's own stat shows the right owner when the base belongs to us
+        # (root, or the user mapped to 0 in the guest's user namespace)
+        self.native_stat_ok = (base_st.st_uid == os.geteuid() and
+                               base_st.st_gid == os.getegid())
         self.layers.ensure_upper_dir("/dev") if self._has_base_dir("/dev") else None
 
     def _has_base_dir(self, guest_dir: str) -> bool:

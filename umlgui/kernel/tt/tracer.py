@@ -16,7 +16,7 @@ import sys
 import traceback
 
 from .guest import Creds
-from .os_linux import ptrace
+from .os_linux import memory, ptrace
 from .os_linux.ptrace import ORIG_RAX, RAX
 from .syscalls.common import REWRITTEN
 from .syscalls.table import HANDLERS_BY_NUMBER
@@ -138,6 +138,7 @@ class Tracer:
                 self._other_stop(pid, status)
             return
         # exited or killed
+        memory.forget(pid)
         self.tracees.pop(pid, None)
         self.frozen.discard(pid)
         if pid == self.init_pid:
@@ -158,7 +159,9 @@ class Tracer:
                 known.creds = tracee.creds.copy()
             ptrace.resume(pid)
         elif event == ptrace.EVENT_EXEC:
+            memory.forget(pid)
             former = ptrace.event_message(pid)
+            memory.forget(former)
             if former != pid:
                 # a non-leader thread exec'd: it now has the leader's pid
                 self.tracees.pop(former, None)

@@ -33,7 +33,8 @@ from umlgui.widgets.settings.page import SettingsPage, confirm
 SWITCH, TAP, SLIRP, MCAST = "switch", "tuntap", "slirp", "mcast"
 KIND_LABELS = {SWITCH: "Virtual switch", TAP: "Host tap device",
                SLIRP: "Internet without root (slirp)", MCAST: "Multicast (machines on this host)"}
-DEFAULT_SLIRP = "/usr/bin/slirp"
+# Debian's plain /usr/bin/slirp exits right after its banner; slirp-fullbolt works
+DEFAULT_SLIRP = "/usr/bin/slirp-fullbolt"
 DEFAULT_MCAST = {"group": "239.192.168.1", "port": "1102", "ttl": "1"}
 MAX_ETH = 64
 

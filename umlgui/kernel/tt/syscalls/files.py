@@ -108,6 +108,13 @@ def _pack_stat(guest, node, st) -> bytes:
 def _emulated_stat(guest, tracee, regs, dirfd: int, path_register: int, buffer: int,
                    follow: bool):
     path = read_path(tracee.pid, regs[path_register])
+    if not follow and guest.native_stat_ok and path[:1] == "/":
+        fast = guest.resolver.base_leaf(path)
+        if fast is not None and fast[0] not in guest.sidetable.entries:
+            # an untouched base file shows its host owner natively: let the host stat it
+            if path_register == RSI:
+                regs[RDI] = AT_FDCWD & 0xFFFFFFFFFFFFFFFF
+            return set_path_arg(tracee.pid, regs, path_register, fast[1])
     node = _stat_node(guest, tracee, dirfd, path, follow)
     if node.kind not in ("union", "hostfs"):
         return _native_on(guest, tracee, regs, node, path_register)

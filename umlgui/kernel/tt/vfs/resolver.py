@@ -211,6 +211,27 @@ class Resolver:
             self._prefix_cache.clear()
         return self._walk(pid, [], components, follow, cache_key=directory)
 
+    def base_leaf(self, absolute: str) -> tuple[str, str] | None:
+        """(guest path, host path) of a name in a known base-only directory, no syscall.
+
+        For lstat-like calls the host kernel can then look the name up itself: the
+        directory is verified and cached, it has no upper copy, so the name can only be the
+        base's (or missing, which the host kernel reports). None when that does not hold.
+        """
+        if self._cache_generation != self.layers.generation or self.mounts:
+            return None
+        directory, _, leaf = absolute.rpartition("/")
+        if leaf in ("", ".", "..") or not directory:
+            return None
+        parts = self._prefix_cache.get(directory)
+        if not parts or parts[0] in ("proc", "dev"):
+            return None
+        guest_dir = "/" + "/".join(parts)
+        info = self.layers.dir_info(guest_dir)
+        if info.in_upper or not info.base_visible:
+            return None
+        return f"{guest_dir}/{leaf}", f"{self.layers.base}{guest_dir}/{leaf}"
+
     def _walk(self, pid: int, parts: list[str], remaining: list[str], follow: bool,
               cache_key: str | None = None) -> Resolution:
         hops = 0
