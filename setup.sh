@@ -11,7 +11,7 @@ SUDO=""
 
 APT_PACKAGES="
   python3 python3-venv python3-pip
-  user-mode-linux uml-utilities busybox-static e2fsprogs slirp iproute2 debootstrap proot
+  user-mode-linux uml-utilities busybox-static e2fsprogs slirp iproute2 debootstrap openssl proot
   libegl1 libgl1 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
   libxcb-render-util0 libxcb-shape0 libxcb-xkb1 libfontconfig1 libdbus-1-3 fonts-dejavu-core
   xvfb iperf3 procps psmisc

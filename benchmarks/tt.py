@@ -142,9 +142,9 @@ def run_linux(root: Path, script: str, timeout: float = 600) -> dict[str, list[f
     if shutil.which("linux.uml") is None or shutil.which("mkfs.ext4") is None:
         return {}
     image = CACHE / "root.img"
-    if not image.exists():
-        subprocess.run(["mkfs.ext4", "-q", "-F", "-O", "^has_journal", "-d", str(root),
-                        str(image), "400M"], check=True)
+    image.unlink(missing_ok=True)           # rebuilt each run: it must hold this run's script
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-O", "^has_journal", "-d", str(root),
+                    str(image), "400M"], check=True)
     work = Path(tempfile.mkdtemp(prefix="ttl", dir="/tmp"))
     try:
         cow = work / "root.cow"

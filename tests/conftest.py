@@ -58,25 +58,24 @@ def home(tmp_path, monkeypatch, template_cache) -> Path:
 
 
 def _kill_leftover_machines(runtime: Path) -> None:
-    """A failed test must not leave kernels running for the rest of the suite."""
+    """A failed test must not leave kernels (or UML's orphaned helpers) running."""
     import json
     import signal
+
+    from umlgui.host.process import kill_tree, with_argument
 
     for state_file in runtime.glob("*/state.json"):
         try:
             state = json.loads(state_file.read_text())
         except ValueError:
             continue
-        for key in ("kernel_pid",):
-            pid = state.get(key)
-            if pid:
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-        pid = state.get("worker_pid")
-        if pid:
+        marker = f"uml_dir={state_file.parent}/"
+        if state.get("kernel_pid"):
+            kill_tree(state["kernel_pid"], marker)
+        for pid in with_argument(marker):
+            kill_tree(pid)
+        if state.get("worker_pid"):
             try:
-                os.kill(pid, signal.SIGKILL)
+                os.kill(state["worker_pid"], signal.SIGKILL)
             except ProcessLookupError:
                 pass

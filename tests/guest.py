@@ -11,7 +11,8 @@ from umlgui.worker import client
 
 class GuestConsole:
     def __init__(self, name: str, console: str = "con0", replay: bool = True):
-        self.sock = client.attach(name, console, replay=replay)
+        # a wide terminal, so long command lines are echoed unwrapped
+        self.sock = client.attach(name, console, replay=replay, cols=250, rows=50)
         self.sock.settimeout(0.2)
         self.output = b""
 

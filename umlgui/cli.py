@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     tsub.add_parser("list")
     tp = tsub.add_parser("build")
     tp.add_argument("name")
-    tp.add_argument("--force", action="store_true")
+    tp.add_argument("--force", action="store_true", help="rebuild even if built")
+    tp.add_argument("--mirror", help="Debian mirror URL (debian template; default: the host's apt mirror)")
     tp = tsub.add_parser("rm")
     tp.add_argument("name")
 
@@ -309,6 +310,10 @@ def cmd_template(args) -> int:
             print(f"{template.name:<12} {built:<30} {template.description}")
         return 0
     template = get_template(args.name)
+    if action == "build" and args.mirror:
+        if not hasattr(template, "mirror"):
+            raise UmlguiError(f"template {args.name} takes no mirror", "drop --mirror")
+        template = type(template)(mirror=args.mirror)
     if action == "build":
         built = template.build(console_progress(), force=args.force)
         print(f"template {built.name} ready in {built.directory}")

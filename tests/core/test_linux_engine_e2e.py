@@ -49,7 +49,7 @@ def test_boot_login_command_and_halt(home):
     assert console.run("hostname") == "vm1"
     assert "ubda" in console.run("cat /proc/partitions")
     # a terminal resize reaches the guest's tty through the pty (UML's winch helper)
-    assert console.run("stty size") == "24 80"
+    assert console.run("stty size") == "50 250"      # GuestConsole attaches at 250x50
     client.resize("vm1", "con0", 120, 40)
     time.sleep(0.5)
     assert console.run("stty size") == "40 120"
@@ -162,3 +162,18 @@ def test_commands_on_a_stopped_machine(home):
     library.new_machine("idle")
     with pytest.raises(UmlguiError, match="idle is not running"):
         client.mconsole("idle", "version")
+
+
+def test_tt_engine_machine_through_the_same_worker(home):
+    """`--engine tt` is driven exactly like a linux machine: worker, console, mconsole, states."""
+    console = boot("tt1", engine="tt")
+    console.login()
+    assert "6.1.0-tt" in console.run("uname -r")
+    assert console.run("hostname") == "tt1"
+    reply = client.mconsole("tt1", "version")
+    assert reply["err"] == 0 and "tt1" in reply["text"]
+    client.reboot("tt1")
+    state = client.wait_until_ready("tt1", timeout=30)
+    assert state.boots == 2
+    client.halt("tt1")
+    assert wait_for_state("tt1", "halted").exit_code == 0

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import time
 
-import pytest
 
 from umlgui.host.mconsole import MconsoleClient, NotifyType
 

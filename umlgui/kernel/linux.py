@@ -50,7 +50,7 @@ class LinuxEngine(Engine):
         if machine.autologin:
             argv.append("autologin=1")
         argv.append(f"mconsole=notify:{ctx.notify_socket}")
-        return argv + machine.append
+        return argv + slirp_addresses(machine) + machine.append
 
     def env(self, machine, ctx: LaunchContext) -> dict[str, str]:
         env = dict(os.environ)
@@ -58,6 +58,20 @@ class LinuxEngine(Engine):
         env.setdefault("TMPDIR", "/dev/shm" if os.path.isdir("/dev/shm") else "/tmp")
         env.setdefault("HOME", str(ctx.uml_dir))
         return env
+
+
+# UML's slirp transport is a SLIP link (IP only), so DHCP cannot run over it; slirp's own
+# network is fixed (guest 10.0.2.15, gateway 10.0.2.2, DNS 10.0.2.3), so give that statically.
+SLIRP_GUEST_ADDRESS = "10.0.2.15/24,10.0.2.2"
+
+
+def slirp_addresses(machine) -> list[str]:
+    """`ip_ethN=` words the guest's boot scripts apply, for slirp cards the user did not configure."""
+    words = []
+    for device, card in sorted(machine.network.items()):
+        if card.transport == "slirp" and not any(w.startswith(f"ip_{device}=") for w in machine.append):
+            words.append(f"ip_{device}={SLIRP_GUEST_ADDRESS}")
+    return words
 
 
 def console_args(machine, ctx: LaunchContext) -> list[str]:

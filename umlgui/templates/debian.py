@@ -466,7 +466,7 @@ def _prune_download_cache(cache: Path, tree: Path) -> None:
 
 class DebianTemplate(Template):
     name = "debian"
-    description = "Debian 12 (bookworm): systemd, apt, ifupdown with DHCP; about 7 s to a login"
+    description = "Debian 12 (bookworm): systemd, apt, ifupdown with DHCP; about 10 s to a login"
     download_mb = 50
     memory = "256M"
     kernel_args = ["rw", f"init={INIT}"]
@@ -475,29 +475,33 @@ class DebianTemplate(Template):
         self.mirror = mirror
 
     def build_into(self, staging: Path, progress: Progress) -> None:
+        from umlgui.host import images
+
         check_can_build(staging)
         mirror = choose_mirror(self.mirror)
-        cache = download_cache_dir()
-        cache.mkdir(parents=True, exist_ok=True)
         tree = staging / ROOT_DIR
         started = time.monotonic()
-        progress.step("downloading package lists", None)
-        try:
-            Debootstrap(tree, mirror, cache, cache / "debootstrap.log").run(progress)
-        except KeyboardInterrupt:
-            raise Cancelled() from None     # base.build then removes the staging dir
+        self._bootstrap(tree, mirror, progress)
         bootstrapped = time.monotonic()
-        _prune_download_cache(cache, tree)
         progress.step("configuring for UML", None)
         configure_tree(tree, mirror, security_mirror())
         progress.step("making ext4 image", None)
-        from umlgui.host import images
         images.create_image(staging / BASE_IMAGE, IMAGE_SIZE, fs="ext4", label=IMAGE_LABEL,
                             root_dir=tree)
         recipe = {"suite": SUITE, "mirror": mirror, "packages": list(PACKAGES), "recipe": recipe_id(),
                   "debootstrap_seconds": round(bootstrapped - started, 1),
                   "total_seconds": round(time.monotonic() - started, 1)}
         (staging / RECIPE_FILE).write_text(tomli_w.dumps(recipe))
+
+    def _bootstrap(self, tree: Path, mirror: str, progress: Progress) -> None:
+        cache = download_cache_dir()
+        cache.mkdir(parents=True, exist_ok=True)
+        progress.step("downloading package lists", None)
+        try:
+            Debootstrap(tree, mirror, cache, cache / "debootstrap.log").run(progress)
+        except KeyboardInterrupt:
+            raise Cancelled() from None     # base.build then removes the staging dir
+        _prune_download_cache(cache, tree)
 
 
 # ------------------------------------------------------------------- root password

@@ -103,7 +103,9 @@ class Guest:
         # (root, or the user mapped to 0 in the guest's user namespace)
         self.native_stat_ok = (base_st.st_uid == os.geteuid() and
                                base_st.st_gid == os.getegid())
-        self.layers.ensure_upper_dir("/dev") if self._has_base_dir("/dev") else None
+        if self._has_base_dir("/dev"):
+            # /dev in upper makes it a merged directory, so listings show the virtual devices
+            self.layers.ensure_upper_dir("/dev")
 
     def _has_base_dir(self, guest_dir: str) -> bool:
         return os.path.isdir(self.layers.base + guest_dir)

@@ -19,7 +19,6 @@ import signal
 import sys
 import tempfile
 import threading
-import time
 
 from umlgui.errors import UmlguiError
 from umlgui.host.mconsole import MconsoleServer, NotifyType, send_notification, \

@@ -87,19 +87,7 @@ class Tracer:
 
     def processes(self) -> list[int]:
         """Host pids of the guest's thread-group leaders."""
-        leaders = []
-        for pid in self.tracees:
-            try:
-                if os.readlink(f"/proc/{pid}/task/{pid}/cwd") is not None:
-                    with open(f"/proc/{pid}/status", "rb") as handle:
-                        for line in handle:
-                            if line.startswith(b"Tgid:"):
-                                if int(line.split()[1]) == pid:
-                                    leaders.append(pid)
-                                break
-            except OSError:
-                continue
-        return leaders
+        return [pid for pid in list(self.tracees) if _thread_group(pid) == pid]
 
     # -- the loop --------------------------------------------------------------------------
 

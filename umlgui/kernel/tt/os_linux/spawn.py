@@ -81,6 +81,7 @@ class GuestLaunch:
     proc_mount: str                      # host dir where the guest's own proc is mounted
     devpts_mount: str                    # host dir for the guest's own devpts instance
     filter_program: bytes
+    real_root: bool = True
 
 
 def _mount(source: str | None, target: str, fstype: str | None, flags: int,
@@ -96,8 +97,9 @@ def _child(launch: GuestLaunch, release_fd: int) -> None:
     os.close(release_fd)
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     _mount("proc", launch.proc_mount, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    # gid 5 (tty) exists only when we are real root (a user namespace maps just one id)
     _mount("devpts", launch.devpts_mount, "devpts", MS_NOSUID | MS_NOEXEC,
-           "newinstance,ptmxmode=0666,mode=620,gid=5")
+           "newinstance,ptmxmode=0666,mode=620" + (",gid=5" if launch.real_root else ""))
     for capability in DROPPED_CAPABILITIES:
         _libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0)
     if launch.console_fd is not None:
@@ -128,7 +130,8 @@ def _write_id_maps(pid: int) -> None:
 def start_guest(launch: GuestLaunch) -> int:
     """Clone the guest init into new namespaces, seize it, let it exec; returns its host pid."""
     flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
-    if os.geteuid() != 0:
+    launch.real_root = os.geteuid() == 0
+    if not launch.real_root:
         flags |= CLONE_NEWUSER
     release_read, release_write = os.pipe()
     sys.stdout.flush()
