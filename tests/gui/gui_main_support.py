@@ -15,12 +15,13 @@ def window(qtbot, home, tmp_path):
     """The real main window on a fresh umlgui home, its settings in a scratch file."""
     settings = QSettings(str(tmp_path / "window.ini"), QSettings.Format.IniFormat)
     win = MainWindow(settings=settings)
-    qtbot.addWidget(win)
+    # not qtbot.addWidget: pytest-qt would close it first, and the quit question would wait
     win.show()
     qtbot.waitUntil(lambda: win.controller.is_loaded, timeout=5000)
     yield win
     win.quitting = True          # leave machines to the `home` fixture's clean-up
     win.close()
+    win.deleteLater()
 
 
 def visible_error_boxes(window) -> list[QMessageBox]:

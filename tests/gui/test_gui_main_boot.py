@@ -8,6 +8,8 @@ import signal
 import pytest
 from PySide6.QtCore import QSettings, Qt, QTimer
 
+from pytestqt.exceptions import TimeoutError
+
 from gui_main_support import (drop_files, fill_machine_page, finish, start_wizard,  # noqa: F401
                               wait_for_state, window)
 from umlgui.gui.main_window import MainWindow
@@ -24,13 +26,16 @@ def type_line(qtbot, session, text: str) -> None:
 
 
 def wait_text(qtbot, session, needle: str, timeout: int = 30000, count: int = 1) -> None:
-    qtbot.waitUntil(lambda: session.text().count(needle) >= count, timeout=timeout)
+    try:
+        qtbot.waitUntil(lambda: session.text().count(needle) >= count, timeout=timeout)
+    except TimeoutError:
+        raise AssertionError(f"{needle!r} (x{count}) not on {session.label}; it ends with:\n"
+                             + session.text()[-800:]) from None
 
 
 def open_window(qtbot, tmp_path) -> MainWindow:
     settings = QSettings(str(tmp_path / "window.ini"), QSettings.Format.IniFormat)
     win = MainWindow(settings=settings)
-    qtbot.addWidget(win)
     win.show()
     qtbot.waitUntil(lambda: win.controller.is_loaded, timeout=5000)
     return win

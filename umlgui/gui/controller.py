@@ -125,9 +125,9 @@ class StatePoller(QThread):
             return None, None
         cpu, rss = 0.0, 0
         for index, member in enumerate(tree):
-            process = self._process(member.pid)
-            seen.add(process.pid)
             try:
+                process = self._process(member.pid)
+                seen.add(process.pid)
                 cpu += process.cpu_percent(None)
                 memory = process.memory_info()
             except psutil.Error:

@@ -21,6 +21,17 @@ def parent_map() -> dict[int, int]:
     return parents
 
 
+def is_alive(pid: int | None) -> bool:
+    """True for a running process; a zombie counts as dead (pid 1 may never reap orphans here)."""
+    if not pid:
+        return False
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return text[text.rindex(")") + 2] not in "ZX"
+
+
 def descendants(pid: int) -> list[int]:
     parents = parent_map()
     children: dict[int, list[int]] = {}

@@ -16,7 +16,7 @@ from typing import Iterator
 
 from umlgui import paths
 from umlgui.errors import StateError, UmlguiError
-from umlgui.host.process import kill_tree
+from umlgui.host.process import is_alive, kill_tree
 from umlgui.model import library
 from umlgui.worker import protocol
 from umlgui.worker import state as st
@@ -26,27 +26,15 @@ def socket_path(name: str) -> Path:
     return paths.run_dir(name) / "worker.sock"
 
 
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def machine_state(name: str) -> st.MachineState:
     """The state as the worker last wrote it; a vanished worker's live state becomes crashed."""
     state = st.read_state(paths.run_dir(name) / "state.json")
     if state is None:
         return st.MachineState(name=name)
-    if state.live and not _pid_alive(state.worker_pid):
+    if state.live and not is_alive(state.worker_pid):
         state.state = st.CRASHED
         state.message = "the machine's worker process died; its kernel was left alone"
-        if _pid_alive(state.kernel_pid):
+        if is_alive(state.kernel_pid):
             state.message += f" (kernel pid {state.kernel_pid} still runs: umlgui kill {name})"
     return state
 
@@ -147,7 +135,7 @@ def kill(name: str) -> dict:
         return call(name, "kill", timeout=5.0)
     except StateError:
         state = st.read_state(paths.run_dir(name) / "state.json")
-        if state and _pid_alive(state.kernel_pid):
+        if state and is_alive(state.kernel_pid):
             kill_tree(state.kernel_pid, marker=f"uml_dir={paths.run_dir(name)}/")
             state.state, state.exit_code = st.KILLED, 137
             st.write_state(paths.run_dir(name) / "state.json", state)

@@ -28,7 +28,7 @@ from umlgui.errors import UmlguiError
 from umlgui.host.mconsole import (
     STOP_SAFE_COMMANDS, MconsoleClient, MconsoleError, NotifyListener, NotifyType,
 )
-from umlgui.host.process import kill_tree
+from umlgui.host.process import is_alive, kill_tree
 from umlgui.kernel.base import LaunchContext
 from umlgui.kernel.engines import get_engine
 from umlgui.model import library
@@ -85,12 +85,13 @@ class Worker:
         if pid_file.exists():
             try:
                 pid = int(pid_file.read_text().strip() or 0)
-                os.kill(pid, 0)
+            except ValueError:
+                pid = 0
+            if is_alive(pid):
                 raise UmlguiError(f"{self.machine.name} is already running as process {pid}",
                                   f"halt it first (umlgui halt {self.machine.name}) or kill that process")
-            except (ValueError, ProcessLookupError):
-                for leftover in instance.iterdir():
-                    leftover.unlink()
+            for leftover in instance.iterdir():
+                leftover.unlink()
         for stale in ("worker.sock", "notify.sock"):
             (self.run_dir / stale).unlink(missing_ok=True)
 
