@@ -37,10 +37,10 @@ def test_create_list_show_rm(home, capsys):
     assert "no machine named 'pc1'" in capsys.readouterr().err
 
 
-def test_import_command_line(home, tmp_path, capsys):
+def test_import_command_line(home, tmp_path, capsys, monkeypatch):
     image = tmp_path / "root_fs"
     image.write_bytes(b"\0" * 4096)
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     assert main(["import", "--name", "seed", "--", "linux", "ubd0=cow,root_fs", "mem=128M",
                  "eth0=slirp,,/usr/bin/slirp"]) == 0
     assert main(["show", "seed"]) == 0

@@ -71,7 +71,7 @@ def test_create_boot_login_pause_drop_and_halt(qtbot, window, tmp_path):
     assert "1 of 1 machines running" in window.summary.text()
 
     type_line(qtbot, session, "root")
-    wait_text(qtbot, session, "# ")
+    wait_text(qtbot, session, ":/root#")
     type_line(qtbot, session, "echo answer=$((6*7))")
     wait_text(qtbot, session, "answer=42")
 
@@ -125,7 +125,7 @@ def test_reopened_window_reattaches_and_quit_can_leave_or_halt(qtbot, home, tmp_
     detached = win.consoles.detach(session)
     assert detached.isVisible() and win.consoles.tabs.count() == 0
     type_line(qtbot, session, "root")
-    wait_text(qtbot, session, "# ")
+    wait_text(qtbot, session, ":/root#")
     detached.dock()
     assert win.consoles.tabs.count() == 1 and session.connected
 
