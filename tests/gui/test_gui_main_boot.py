@@ -75,6 +75,21 @@ def test_create_boot_login_pause_drop_and_halt(qtbot, window, tmp_path):
     type_line(qtbot, session, "echo answer=$((6*7))")
     wait_text(qtbot, session, "answer=42")
 
+    # The guest's tty has the terminal's size, and follows it (worker resize)
+    model = session.terminal.model
+    type_line(qtbot, session, "stty size")
+    wait_text(qtbot, session, f"{model.lines} {model.columns}")
+    before = (model.lines, model.columns)
+    window.resize(window.width() - 200, window.height() - 120)
+    qtbot.waitUntil(lambda: (model.lines, model.columns) != before, timeout=3000)
+    qtbot.wait(300)                                       # the widget batches resizes
+    type_line(qtbot, session, "stty size")
+    wait_text(qtbot, session, f"{model.lines} {model.columns}")
+
+    # The terminal's "Send key" menu goes to the kernel through mconsole
+    session.terminal.send_key_requested.emit("sysrq:s")
+    wait_text(qtbot, session, "Emergency Sync")
+
     # Pause and resume through mconsole stop / go
     window.actions["pause"].trigger()
     wait_for_state(qtbot, window, "vm1", "paused", timeout=15000)

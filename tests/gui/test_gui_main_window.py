@@ -218,3 +218,46 @@ def test_context_menus_offer_what_fits_the_state(qtbot, window):
     texts = [a.text().replace("&", "") for a in window.build_context_menu("idle").actions() if a.text()]
     assert texts[:1] == ["Boot"] and "Delete…" in texts and "Halt" not in texts
     assert [a.text() for a in window.build_context_menu("").actions()] == ["&New Machine…"]
+
+
+def test_cow_backing_mismatch_shows_problem_and_fix(qtbot, window, tmp_path):
+    from umlgui.host import cow
+
+    machine = library.new_machine("layered")
+    other_base = tmp_path / "other-base.img"
+    with open(other_base, "wb") as f:
+        f.truncate(4 << 20)
+    cow.create_cow(machine.disks[0].file, machine.disks[0].backing)
+    machine.disks[0].backing = str(other_base)       # not the base the layer was made on
+    library.save(machine)
+    qtbot.waitUntil(lambda: window.controller.row("layered") is not None, timeout=5000)
+    window.machine_list.select_name("layered")
+    window.actions["boot"].trigger()
+    box = wait_for_error(qtbot, window)
+    assert f"the backing file {other_base} does not match" in box.text()
+    assert box.informativeText().startswith("Fix: point the disk at the backing file")
+    assert window.controller.state_of("layered") != "running"
+
+
+def test_app_main_opens_the_window_and_returns_when_it_closes(qtbot, home, monkeypatch, tmp_path):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from umlgui.gui import app
+    from umlgui.gui.main_window import MainWindow
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))   # window geometry goes here
+    seen = []
+
+    def close_it() -> None:
+        windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+        if not windows:
+            QTimer.singleShot(50, close_it)
+            return
+        seen.append(windows[0].windowTitle())
+        windows[0].close()
+        QApplication.instance().quit()
+
+    QTimer.singleShot(50, close_it)
+    assert app.main([]) == 0
+    assert seen and "umlgui" in seen[0]

@@ -12,7 +12,7 @@ import pytest
 from umlgui.net.client import start_switch, stop_switch
 from umlgui.net.daemon import DaemonPeer, ethernet_frame, parse_mac
 
-BROADCAST = b"\xff" * 6
+from net_support import BROADCAST, mac  # noqa: F401  (fixtures below use them)
 
 
 @pytest.fixture
@@ -81,8 +81,6 @@ def peers():
         peer.close()
 
 
-def mac(n: int) -> str:
-    return f"fe:fd:00:00:00:{n:02x}"
 
 
 # ---- real-kernel fixtures --------------------------------------------------------------

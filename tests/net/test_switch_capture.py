@@ -6,7 +6,7 @@ import struct
 import time
 
 import pytest
-from conftest import BROADCAST, mac
+from net_support import BROADCAST, mac
 
 from umlgui.errors import ConfigError, StateError, UmlguiError
 from umlgui.net.pcap import LINKTYPE_ETHERNET, PcapWriter, read_pcap

@@ -6,7 +6,7 @@ import argparse
 import io
 
 import pytest
-from conftest import BROADCAST, mac
+from net_support import BROADCAST, mac
 
 from umlgui.net.cli import add_switch_parser
 from umlgui.net.client import SwitchNotRunning, control_path, stop_switch

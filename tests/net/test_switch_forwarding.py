@@ -7,7 +7,7 @@ import struct
 import time
 
 import pytest
-from conftest import BROADCAST, mac
+from net_support import BROADCAST, mac
 
 from umlgui.errors import NotFoundError, UmlguiError
 from umlgui.net import daemon as proto

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import BROADCAST, mac
+from net_support import BROADCAST, mac
 
 
 def learned_pair(handle, peers):

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from conftest import BROADCAST, mac
+from net_support import BROADCAST, mac
 
 from umlgui import paths
 from umlgui.errors import ConfigError, StateError, UmlguiError

@@ -8,7 +8,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import mac
+from net_support import mac
 
 pytestmark = [pytest.mark.uml, pytest.mark.slow]
 

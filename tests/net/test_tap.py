@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import mac
+from net_support import mac
 
 from umlgui.errors import ConfigError, NotFoundError
 from umlgui.host.tap import (create_tap, enable_masquerade, open_tap, setup_command,

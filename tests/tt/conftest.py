@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tt_support import REPO, console_lines  # noqa: F401  (fixtures below use them)
 
 
 @pytest.fixture(scope="session")
@@ -191,7 +191,3 @@ def run_script(boot, tmp_path):
     return run
 
 
-def console_lines(text: str) -> list[str]:
-    """Console output without the kernel's own boot lines."""
-    skip = ("Linux version", "Kernel command line", "Run /", "reboot:")
-    return [line for line in text.splitlines() if not line.startswith(skip)]

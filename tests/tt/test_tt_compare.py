@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import console_lines
+from tt_support import console_lines
 
 BUSYBOX_SCRIPT = r"""
 cat /etc/passwd /etc/group

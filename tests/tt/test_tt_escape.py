@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import console_lines
+from tt_support import console_lines
 
 PROGRAMS = Path(__file__).parent / "guest_programs"
 EXPECTED_ERRORS = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from conftest import console_lines
+from tt_support import console_lines
 
 
 def test_cow_layer_keeps_base_pristine_and_persists(run_script, busybox_tree, tmp_path):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import console_lines
+from tt_support import console_lines
 
 
 def _line(text: str, key: str) -> str:

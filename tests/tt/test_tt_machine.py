@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import console_lines
+from tt_support import console_lines
 
 
 def _line(text: str, key: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, console_lines
+from tt_support import REPO, console_lines
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 

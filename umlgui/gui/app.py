@@ -26,10 +26,13 @@ def main(argv: list[str]) -> int:
     app.setDesktopFileName("umlgui")
     app.setWindowIcon(app_icon())
     window = MainWindow()
+    app.aboutToQuit.connect(window.controller.stop)    # however the app ends, stop polling first
     window.show()
     # Ctrl+C in the launching terminal closes the window the normal way (asking about machines)
     signal.signal(signal.SIGINT, lambda *_: window.close())
     keep_python_responsive = QTimer(interval=250)
     keep_python_responsive.timeout.connect(lambda: None)
     keep_python_responsive.start()
-    return app.exec()
+    status = app.exec()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    return status

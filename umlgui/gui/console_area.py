@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QLabel, QMainWindow, QMenu, QMessageBox, QStacked
                                QTabWidget, QToolBar, QToolButton, QWidget)
 
 from umlgui.gui.controller import MachineController
-from umlgui.gui.icons import app_icon, icon
+from umlgui.gui.icons import app_icon, icon, icon_path
 from umlgui.gui.jobs import error_text, run_job
 from umlgui.host.mconsole import DANGEROUS_SYSRQ
 from umlgui.terminal.transport import SocketTransport
@@ -86,7 +86,8 @@ class ConsoleSession(QObject):
     def connect_console(self, replay: bool = True) -> None:
         if self.closed or self.connecting or self.connected:
             return
-        if self.controller.is_loaded and self.controller.state_of(self.machine) not in st.LIVE_STATES:
+        row = self.controller.row(self.machine)
+        if row is not None and not row.live:
             self.terminal.show_status(f"{self.machine} is not running: boot it (Ctrl+B) to connect")
             return
         self.connecting = True
@@ -265,6 +266,10 @@ class ConsoleArea(QStackedWidget):
         self.tabs.setTabsClosable(True)
         self.tabs.setMovable(True)
         self.tabs.setDocumentMode(True)
+        # the style's own close button is a red box on bare X11; ours matches the icon set
+        self.tabs.setStyleSheet(
+            f"QTabBar::close-button {{ image: url({icon_path('close').as_posix()}); }}"
+            f"QTabBar::close-button:hover {{ image: url({icon_path('close-hover').as_posix()}); }}")
         self.tabs.tabCloseRequested.connect(lambda index: self.close_tab(index))
         self.tabs.tabBar().setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.tabs.tabBar().customContextMenuRequested.connect(self._tab_menu)

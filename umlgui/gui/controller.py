@@ -193,7 +193,8 @@ class MachineController(QObject):
             previous = old.get(name)
             if previous is None or _row_differs(previous, row):
                 self.machine_updated.emit(name)
-            before = previous.state.state if previous else None
+            # a machine first seen live (booted by someone else) counts as having started
+            before = previous.state.state if previous else (st.STOPPED if self.is_loaded else None)
             if before is not None and before != row.state.state:
                 self.state_changed.emit(name, before, row.state.state)
         if not self.is_loaded:

@@ -16,8 +16,8 @@ from umlgui.gui.icons import state_icon
 from umlgui.model.units import format_size, human_size
 from umlgui.worker import state as st
 
-COLUMNS = ("Machine", "State", "Engine", "Memory", "Uptime", "CPU", "Host memory")
-NAME, STATE, ENGINE, MEMORY, UPTIME, CPU, RSS = range(len(COLUMNS))
+COLUMNS = ("Machine", "State", "Engine", "Memory", "Uptime", "CPU", "Host memory", "Details")
+NAME, STATE, ENGINE, MEMORY, UPTIME, CPU, RSS, DETAILS = range(len(COLUMNS))
 NAME_ROLE = Qt.ItemDataRole.UserRole + 1
 
 STATE_LABELS = {
@@ -53,6 +53,28 @@ def state_label(row: MachineRow) -> str:
     return label
 
 
+def details(row: MachineRow) -> str:
+    """One line about what the machine is made of, or what went wrong with it."""
+    if row.problem:
+        return row.problem
+    if row.state.state == st.CRASHED and row.state.message:
+        return row.state.message
+    machine = row.machine
+    if machine is None:
+        return ""
+    parts = []
+    if machine.template:
+        parts.append(f"{machine.template} template")
+    disks = len(machine.disks)
+    parts.append(f"{disks} disk{'s' if disks != 1 else ''}")
+    parts.append(", ".join(machine.console_names()))
+    if machine.network:
+        parts.append(", ".join(sorted(machine.network)))
+    if machine.description:
+        parts.append(machine.description)
+    return "  ·  ".join(parts)
+
+
 class MachineTableModel(QAbstractTableModel):
     def __init__(self, controller: MachineController, parent=None):
         super().__init__(parent)
@@ -75,7 +97,7 @@ class MachineTableModel(QAbstractTableModel):
         if orientation == Qt.Orientation.Horizontal:
             if role == Qt.ItemDataRole.DisplayRole:
                 return COLUMNS[section]
-            if role == Qt.ItemDataRole.TextAlignmentRole and section >= MEMORY:
+            if role == Qt.ItemDataRole.TextAlignmentRole and MEMORY <= section <= RSS:
                 return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
@@ -101,7 +123,7 @@ class MachineTableModel(QAbstractTableModel):
             return state_icon(row.state.state)
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tooltip(row)
-        if role == Qt.ItemDataRole.TextAlignmentRole and column >= MEMORY:
+        if role == Qt.ItemDataRole.TextAlignmentRole and MEMORY <= column <= RSS:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ForegroundRole and column == STATE:
             if row.state.state == st.CRASHED or row.problem:
@@ -124,6 +146,8 @@ class MachineTableModel(QAbstractTableModel):
             return f"{row.cpu:.0f} %" if row.cpu is not None and state.live else ""
         if column == RSS:
             return human_size(row.rss) if row.rss is not None and state.live else ""
+        if column == DETAILS:
+            return details(row)
         return ""
 
     def _tooltip(self, row: MachineRow) -> str:
@@ -182,11 +206,11 @@ class MachineListView(QTreeView):
         self.viewport().setAcceptDrops(True)
         self.setDropIndicatorShown(True)
         self.setDragDropMode(QAbstractItemView.DragDropMode.DropOnly)
+        self.setStyleSheet("QTreeView::item { padding: 3px 6px; }")
         header = self.header()
-        header.setStretchLastSection(False)
-        header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
-        for column, width in ((STATE, 130), (ENGINE, 70), (MEMORY, 80), (UPTIME, 80),
-                              (CPU, 60), (RSS, 100)):
+        header.setStretchLastSection(True)
+        for column, width in ((NAME, 200), (STATE, 120), (ENGINE, 64), (MEMORY, 76), (UPTIME, 76),
+                              (CPU, 60), (RSS, 104)):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(column, width)
         self.doubleClicked.connect(self._on_double_click)

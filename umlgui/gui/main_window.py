@@ -248,10 +248,8 @@ class MainWindow(QMainWindow):
         if new == st.CRASHED and row is not None:
             detail = row.state.message or f"exit status {row.state.exit_code}"
             self.statusBar().showMessage(f"{name} crashed: {detail}", 15000)
-        elif old not in st.LIVE_STATES and new in st.LIVE_STATES:
+        else:
             self.statusBar().showMessage(f"{name} is {new}", 5000)
-        elif new in (st.HALTED, st.KILLED):
-            self.statusBar().showMessage(f"{name} {new}", 5000)
         self.update_actions()
 
     def _update_summary(self) -> None:
