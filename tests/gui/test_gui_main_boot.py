@@ -108,6 +108,23 @@ def test_create_boot_login_pause_drop_and_halt(qtbot, window, tmp_path):
     type_line(qtbot, session, "grep ubd /proc/partitions")
     wait_text(qtbot, session, "ubdb")
 
+    # The guest's window title names the tab
+    type_line(qtbot, session, r"printf '\033]0;guest-says-hi\007'")
+    qtbot.waitUntil(lambda: tabs.tabText(tabs.indexOf(session.terminal)) == "guest-says-hi", timeout=10000)
+
+    # Other consoles open on demand, in tabs of their own
+    second = window.consoles.open_console("vm1", "con1")
+    qtbot.waitUntil(lambda: second.connected, timeout=10000)
+    assert tabs.count() == 2 and tabs.currentWidget() is second.terminal
+    window.consoles.close_console("vm1", "con1")
+    assert tabs.count() == 1
+
+    # Reboot: the worker keeps the console, so the tab stays connected through it
+    window.actions["reboot"].trigger()
+    wait_text(qtbot, session, "Linux version", count=2, timeout=30000)
+    wait_text(qtbot, session, "login:", count=2, timeout=60000)
+    assert session.connected
+
     # Halt: the tab stays, with its text and a note
     window.actions["halt"].trigger()
     wait_for_state(qtbot, window, "vm1", "halted")
@@ -117,8 +134,8 @@ def test_create_boot_login_pause_drop_and_halt(qtbot, window, tmp_path):
 
     # Boot again: the same tab reconnects by itself and shows the new boot from its start
     window.actions["boot"].trigger()
-    wait_text(qtbot, session, "Linux version", count=2, timeout=30000)
-    wait_text(qtbot, session, "login:", count=2, timeout=60000)
+    wait_text(qtbot, session, "Linux version", count=3, timeout=30000)
+    wait_text(qtbot, session, "login:", count=3, timeout=60000)
     assert session.connected and window.consoles.tabs.count() == 1
     window.actions["halt"].trigger()
     wait_for_state(qtbot, window, "vm1", "halted")

@@ -239,25 +239,27 @@ def test_cow_backing_mismatch_shows_problem_and_fix(qtbot, window, tmp_path):
     assert window.controller.state_of("layered") != "running"
 
 
-def test_app_main_opens_the_window_and_returns_when_it_closes(qtbot, home, monkeypatch, tmp_path):
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
+def test_umlgui_without_arguments_opens_the_window_and_ctrl_c_closes_it(home, tmp_path):
+    """The real entry point, in its own process (an app's exec() cannot run twice in one)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
 
-    from umlgui.gui import app
-    from umlgui.gui.main_window import MainWindow
-
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))   # window geometry goes here
-    seen = []
-
-    def close_it() -> None:
-        windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
-        if not windows:
-            QTimer.singleShot(50, close_it)
-            return
-        seen.append(windows[0].windowTitle())
-        windows[0].close()
-        QApplication.instance().quit()
-
-    QTimer.singleShot(50, close_it)
-    assert app.main([]) == 0
-    assert seen and "umlgui" in seen[0]
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "config"))
+    process = subprocess.Popen([sys.executable, "-m", "umlgui"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        # the state poller's thread exists once the window is built
+        deadline = time.time() + 20
+        while time.time() < deadline and len(os.listdir(f"/proc/{process.pid}/task")) < 3:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output.decode(errors="replace")
+    assert (tmp_path / "config" / "umlgui" / "window.conf").is_file()     # geometry kept

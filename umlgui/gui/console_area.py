@@ -99,8 +99,12 @@ class ConsoleSession(QObject):
             worker = client.status(name).worker_pid
             return client.attach(name, console, replay=replay, cols=columns, rows=lines), worker
 
-        run_job(self.terminal, f"Connecting to {self.label}", attach, on_done=self._attached,
+        run_job(self._job_parent(), f"Connecting to {self.label}", attach, on_done=self._attached,
                 on_error=self._attach_failed, show_after_ms=5000, cancellable=False)
+
+    def _job_parent(self) -> QWidget | None:
+        # not the terminal: a closed tab deletes it, and a job must outlive its parent
+        return self.controller.dialog_parent
 
     def _attached(self, result) -> None:
         sock, worker_pid = result
@@ -135,7 +139,7 @@ class ConsoleSession(QObject):
             return
         name, console = self.machine, self.console
         # the worker sets the pty size; a lost race with a halt is harmless, so errors are dropped
-        run_job(self.terminal, "Resizing the console",
+        run_job(self._job_parent(), "Resizing the console",
                 lambda progress: client.resize(name, console, columns, lines),
                 on_error=lambda exc: None, show_after_ms=60_000, cancellable=False)
 

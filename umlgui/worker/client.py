@@ -87,8 +87,12 @@ class WorkerConnection:
         self.rest = b""
 
     def request(self, message: dict) -> dict:
-        self.sock.sendall(protocol.encode(message))
-        reply, self.rest = protocol.read_line(self.sock)
+        try:
+            self.sock.sendall(protocol.encode(message))
+            reply, self.rest = protocol.read_line(self.sock)
+        except (ConnectionResetError, BrokenPipeError):
+            # the worker ended (its machine stopped) between our connect and its accept
+            reply = None
         if reply is None:
             raise UmlguiError(f"{self.name}'s worker closed the connection",
                               f"see {paths.logs_dir(self.name) / 'worker.log'}")
@@ -122,7 +126,12 @@ def mconsole(name: str, command: str, timeout: float = 20.0) -> dict:
 
 
 def halt(name: str) -> dict:
-    return call(name, "halt", timeout=20.0)
+    try:
+        return call(name, "halt", timeout=20.0)
+    except UmlguiError:
+        if not is_running(name):
+            return {"ok": True}      # it stopped anyway, which is what was asked
+        raise
 
 
 def reboot(name: str) -> dict:
