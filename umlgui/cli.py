@@ -44,6 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="attach an existing image as the next free ubd (repeatable)")
     p.add_argument("--kernel", default="linux.uml", help="UML kernel binary (default linux.uml)")
     p.add_argument("--autologin", action="store_true", help="log in as root on con0 without a prompt")
+    p.add_argument("--monitor", action="store_true", help="tt engine: log every guest syscall")
+
+    p = sub.add_parser("monitor", help="tt engine: turn the syscall monitor on/off, or show its log")
+    p.add_argument("name")
+    switch = p.add_mutually_exclusive_group()
+    switch.add_argument("--on", action="store_true", help="log syscalls from the next boot on")
+    switch.add_argument("--off", action="store_true")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new syscalls")
+    p.add_argument("--filter", default="", help="only syscalls whose name, pid, command or arguments match")
 
     p = sub.add_parser("import", help="create a machine from a UML command line: import [NAME] -- linux ubd0=... mem=...")
     p.add_argument("--name")
@@ -156,6 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, Cancelled):
         print("umlgui: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`umlgui log X | head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def cmd_gui(args) -> int:
@@ -200,8 +213,9 @@ def cmd_create(args) -> int:
     template = None if args.template == "none" else args.template
     machine = library.new_machine(args.name, template=template, memory=args.mem, engine=args.engine,
                                   disks=args.disk, kernel=args.kernel, progress=console_progress())
-    if args.autologin:
-        machine.autologin = True
+    if args.autologin or args.monitor:
+        machine.autologin = args.autologin
+        machine.monitor = args.monitor
         library.save(machine)
     print(f"created {machine.name} ({machine.engine}, {format_size(machine.memory)}"
           f"{', template ' + machine.template if machine.template else ''})")
@@ -321,6 +335,31 @@ def cmd_template(args) -> int:
         template.remove()
         print(f"removed template {args.name}")
     return 0
+
+
+def cmd_monitor(args) -> int:
+    from umlgui.kernel.tt_engine import monitor_log
+    from umlgui.model.syscalls import SyscallLogReader
+
+    machine = library.load(args.name)
+    if args.on or args.off:
+        machine.monitor = bool(args.on)
+        library.save(machine)
+        when = " from its next boot" if client.is_running(args.name) else ""
+        print(f"{args.name}: syscall monitor {'on' if args.on else 'off'}{when}")
+        return 0
+    reader = SyscallLogReader(monitor_log(args.name))
+    if not reader.path.exists():
+        raise UmlguiError(f"{args.name} has no syscall log",
+                          f"turn the monitor on (umlgui monitor {args.name} --on) and boot it")
+    while True:
+        for event in reader.read_new():
+            if event.matches(args.filter):
+                print(event.line())
+        if not args.follow:
+            return 0
+        sys.stdout.flush()
+        time.sleep(0.25)
 
 
 def cmd_disk(args) -> int:
@@ -459,7 +498,7 @@ COMMANDS = {
     "gui": cmd_gui, "list": cmd_list, "create": cmd_create, "import": cmd_import, "show": cmd_show,
     "boot": cmd_boot, "halt": cmd_halt, "reboot": cmd_reboot, "kill": cmd_kill,
     "console": cmd_console, "mconsole": cmd_mconsole, "log": cmd_log, "rm": cmd_rm,
-    "template": cmd_template, "terminal": cmd_terminal, "disk": cmd_disk,
+    "template": cmd_template, "terminal": cmd_terminal, "disk": cmd_disk, "monitor": cmd_monitor,
     "lab": cmd_lab,
 }
 

@@ -5,11 +5,17 @@ from __future__ import annotations
 import os
 import sys
 
+from umlgui import paths
 from umlgui.errors import ConfigError
 from umlgui.kernel.base import Engine, LaunchContext
 from umlgui.kernel.linux import console_args
 from umlgui.model.library import cow_layer_dir
 from umlgui.model.units import format_size
+
+
+def monitor_log(name: str):
+    """Where the syscall monitor of machine `name` writes (one JSON object per line)."""
+    return paths.logs_dir(name) / "syscalls.jsonl"
 
 
 class TtEngine(Engine):
@@ -33,9 +39,8 @@ class TtEngine(Engine):
             argv.append(f"hostfs={machine.hostfs}")
         if machine.autologin:
             argv.append("autologin=1")
-        monitor = getattr(machine, "monitor", None)
-        if monitor:
-            argv.append(f"ttmonitor={monitor}")
+        if machine.monitor:
+            argv.append(f"ttmonitor={monitor_log(machine.name)}")
         argv.append(f"mconsole=notify:{ctx.notify_socket}")
         return argv + [w for w in machine.append if not w.startswith(("root=", "rw", "ro"))]
 

@@ -90,6 +90,7 @@ class Machine:
     append: list[str] = field(default_factory=list)             # extra kernel words
     template: str | None = None
     rootfs: str | None = None                                   # tt engine: base tree
+    monitor: bool = False                                       # tt engine: log every syscall
     description: str = ""
 
     @property
@@ -157,6 +158,9 @@ def validate_machine(machine: Machine, check_files: bool = True) -> None:
         _validate_console(machine.name, name, console)
     for device, card in machine.network.items():
         _validate_card(machine.name, device, card)
+    if machine.monitor and machine.engine != "tt":
+        raise ConfigError(f"{machine.name}: the syscall monitor needs the tt engine",
+                          "switch the machine to engine tt, or turn the monitor off")
     if machine.engine == "tt" and check_files and machine.rootfs and not Path(machine.rootfs).is_dir():
         raise ConfigError(f"{machine.name}: root tree {machine.rootfs} does not exist",
                           "build the template again: umlgui template build "
@@ -236,7 +240,7 @@ def _validate_card(machine: str, device: str, card: NetCard) -> None:
 # --- TOML ---------------------------------------------------------------------------
 
 TOP_KEYS = {"name", "engine", "kernel", "memory", "disks", "consoles", "network", "hostfs",
-            "hostname", "autologin", "append", "template", "rootfs", "description"}
+            "hostname", "autologin", "append", "template", "rootfs", "monitor", "description"}
 DISK_KEYS = {"file", "backing", "readonly", "shared", "sync", "data_only", "no_trim", "serial"}
 
 
@@ -249,6 +253,8 @@ def to_dict(machine: Machine) -> dict:
             data[key] = value
     if machine.autologin:
         data["autologin"] = True
+    if machine.monitor:
+        data["monitor"] = True
     if machine.append:
         data["append"] = list(machine.append)
     if machine.disks:
@@ -296,6 +302,7 @@ def from_dict(data: dict, source: str = "machine file") -> Machine:
         if key in data:
             setattr(machine, key, str(data[key]))
     machine.autologin = bool(data.get("autologin", False))
+    machine.monitor = bool(data.get("monitor", False))
     machine.append = [str(word) for word in data.get("append", [])]
     machine.disks = _disks_from(data.get("disks", {}), source)
     if "consoles" in data:
