@@ -209,7 +209,7 @@ def test_network_add_cards_edit_mac_and_refuse_bad_input(qtbot, vm):
     add.accept()
     wait_idle(qtbot, dialog)
     assert library.load(vm).network["eth0"] == NetCard("slirp", add.mac.text(),
-                                                       {"program": "/usr/bin/slirp"})
+                                                       {"program": "/usr/bin/slirp-fullbolt"})
     assert page.row_texts("eth0")[1] == "internet (slirp)"
     assert "eth0=slirp," in dialog.page("Overview").command.toPlainText()
     add = page.open_add_dialog()

@@ -74,7 +74,7 @@ def test_network_cards_are_hotplugged_and_seen_by_the_guest(qtbot, running):
         wait_idle(qtbot, dialog)
     network = library.load("live").network
     assert network["eth0"].transport == "mcast" and network["eth1"].transport == "slirp"
-    assert f"config eth1=slirp,{network['eth1'].mac},/usr/bin/slirp" in dialog.status.text()
+    assert f"config eth1=slirp,{network['eth1'].mac},/usr/bin/slirp-fullbolt" in dialog.status.text()
     devices = running.run("cat /proc/net/dev")
     assert "eth0:" in devices and "eth1:" in devices
     # an interface that is up cannot be unplugged: the message says how to get there

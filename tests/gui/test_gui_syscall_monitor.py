@@ -11,6 +11,7 @@ from guest import GuestConsole
 from umlgui.cli import main
 from umlgui.model import library
 from umlgui.worker import client
+from gui_main_support import window  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.uml, pytest.mark.gui]
 
@@ -55,3 +56,23 @@ def test_monitor_needs_the_tt_engine(home, capsys):
     assert main(["monitor", "lin", "--on"]) == 1
     assert "needs the tt engine" in capsys.readouterr().err
     assert library.load("lin") == machine
+
+
+def test_main_window_opens_labs_and_the_monitor(window, qtbot, monkeypatch):
+    from umlgui.model import lab as labs
+    from umlgui.widgets.syscall_monitor import SyscallMonitorPanel
+    from umlgui.widgets.topology.window import TopologyWindow
+
+    assert main(["create", "ttbox", "--engine", "tt"]) == 0
+    labs.create("class1")
+    window.controller.refresh()
+    qtbot.waitUntil(lambda: window.controller.row("ttbox") is not None, timeout=5000)
+    window.open_lab("class1")
+    assert any(isinstance(w, TopologyWindow) for w in window._side_windows)
+    monkeypatch.setattr(window, "selected", lambda: "ttbox")
+    window.update_actions()
+    assert window.monitor_action.isEnabled()
+    window.syscall_monitor_selected()
+    assert any(isinstance(w, SyscallMonitorPanel) for w in window._side_windows)
+    for side in list(window._side_windows):
+        side.close()

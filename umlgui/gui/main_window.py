@@ -10,6 +10,7 @@ Del delete, F11 full screen, Ctrl+Q quit.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QIcon, QKeySequence
@@ -105,6 +106,7 @@ class MainWindow(QMainWindow):
         self.splitter.setChildrenCollapsible(False)
         self.setCentralWidget(self.splitter)
 
+        self._side_windows: list = []
         self.actions = self._make_actions()
         self._make_menus()
         self._make_toolbar()
@@ -162,6 +164,13 @@ class MainWindow(QMainWindow):
         view.addAction(self.toolbar_toggle)
         view.addAction(a["fullscreen"])
         view.addAction(a["refresh"])
+        labs = bar.addMenu("&Labs")
+        labs.addAction("&New Lab…", self.new_lab)
+        self.open_lab_menu = labs.addMenu("&Open Lab")
+        self.open_lab_menu.aboutToShow.connect(self._fill_open_lab_menu)
+        labs.addAction("&Import Netkit Lab…", self.import_netkit_lab)
+        tools = bar.addMenu("&Tools")
+        self.monitor_action = tools.addAction("&Syscall Monitor (tt engine)", self.syscall_monitor_selected)
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(a["shortcuts"])
         help_menu.addAction(a["about"])
@@ -224,6 +233,7 @@ class MainWindow(QMainWindow):
             enabled.update(boot=False, clone=False, rename=False, settings=False, attach=False)
         for key, value in enabled.items():
             self.actions[key].setEnabled(value)
+        self.monitor_action.setEnabled(bool(row and row.machine and row.machine.engine == "tt"))
         pause = self.actions["pause"]
         paused = state == st.PAUSED
         pause.setText("&Resume" if paused else "&Pause")
@@ -433,6 +443,72 @@ class MainWindow(QMainWindow):
             else:
                 menu.addAction(a[key])
         return menu
+
+    # --- labs and tools (each in its own window, so their shortcuts never clash with ours) ---
+
+    def new_lab(self) -> None:
+        from umlgui.model import lab as labs
+
+        name, ok = QInputDialog.getText(self, "New Lab", "Lab name:")
+        if ok and name.strip():
+            try:
+                labs.create(name.strip())
+            except UmlguiError as exc:
+                show_error(self, "New Lab", exc)
+                return
+            self.open_lab(name.strip())
+
+    def _fill_open_lab_menu(self) -> None:
+        from umlgui.model import lab as labs
+
+        self.open_lab_menu.clear()
+        names = labs.list_names()
+        for name in names:
+            self.open_lab_menu.addAction(name, lambda name=name: self.open_lab(name))
+        if not names:
+            self.open_lab_menu.addAction("(no labs yet)").setEnabled(False)
+
+    def import_netkit_lab(self) -> None:
+        from umlgui.net import netkit
+
+        directory = QFileDialog.getExistingDirectory(self, "Import a Netkit or Kathará lab (the folder with lab.conf)")
+        if not directory:
+            return
+        try:
+            lab, warnings = netkit.import_lab(Path(directory))
+        except UmlguiError as exc:
+            show_error(self, "Import Netkit Lab", exc)
+            return
+        if warnings:
+            self.statusBar().showMessage("; ".join(warnings), 10000)
+        self.open_lab(lab.name)
+
+    def open_lab(self, name: str) -> None:
+        from umlgui.widgets.topology.window import TopologyWindow
+
+        window = TopologyWindow(name)
+        window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self._side_windows.append(window)
+        window.destroyed.connect(lambda *_: self._forget_window(window))
+        window.show()
+
+    def syscall_monitor_selected(self) -> None:
+        from umlgui.widgets.syscall_monitor import SyscallMonitorPanel
+
+        name = self.selected()
+        if not name:
+            return
+        panel = SyscallMonitorPanel(name)
+        panel.setWindowTitle(f"{name} — syscall monitor")
+        panel.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        panel.resize(1100, 600)
+        self._side_windows.append(panel)
+        panel.destroyed.connect(lambda *_: self._forget_window(panel))
+        panel.show()
+
+    def _forget_window(self, window) -> None:
+        if window in self._side_windows:
+            self._side_windows.remove(window)
 
     def _fill_open_console_menu(self) -> None:
         menu = self.open_console_menu
