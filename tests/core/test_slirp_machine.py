@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 
 import pytest
 
@@ -45,3 +46,52 @@ def test_slirp_card_gets_an_address_and_reaches_the_host(home):
     finally:
         client.kill("net1")
         server.shutdown()
+
+
+def test_internet_card_gets_an_address_by_dhcp_without_root(home):
+    """The `internet` transport: VDE switch + slirpvde started on demand, DHCP in the guest."""
+    from umlgui.net.internet import stop_internet
+
+    machine = library.new_machine("net2")
+    machine.network["eth0"] = NetCard("internet", machine.default_mac("eth0"))
+    library.save(machine)
+    client.start("net2")
+    try:
+        client.wait_until_ready("net2", timeout=60)
+        console = GuestConsole("net2")
+        console.login()
+        deadline = time.time() + 20
+        while "inet 10.0.2." not in (out := console.run("ip -4 addr show eth0")):
+            assert time.time() < deadline, out
+        assert "default via 10.0.2.2" in console.run("ip route")
+        assert "nameserver 10.0.2.3" in console.run("cat /etc/resolv.conf")
+    finally:
+        client.kill("net2")
+        stop_internet()
+
+
+def test_a_switch_that_is_not_running_is_started_at_boot(home):
+    from umlgui.net import client as switches
+
+    machine = library.new_machine("sw1host")
+    machine.network["eth0"] = NetCard("switch", machine.default_mac("eth0"), {"switch": "lan9"})
+    library.save(machine)
+    client.start("sw1host")
+    try:
+        client.wait_until_ready("sw1host", timeout=60)
+        status = switches.switch_handle("lan9").client().status()
+        assert len(status["ports"]) == 1
+    finally:
+        client.kill("sw1host")
+        switches.stop_switch("lan9")
+
+
+def test_internet_card_without_vde_says_what_to_install(home, monkeypatch):
+    from umlgui.errors import NotFoundError
+    from umlgui.net import internet
+
+    monkeypatch.setattr(internet.shutil, "which", lambda name: None)
+    monkeypatch.setattr(internet, "_switch_pid", lambda directory: None)
+    with pytest.raises(NotFoundError, match="vde_switch is not installed") as info:
+        internet.ensure_internet("nowhere")
+    assert "apt-get install vde2" in info.value.fix

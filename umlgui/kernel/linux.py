@@ -50,7 +50,7 @@ class LinuxEngine(Engine):
         if machine.autologin:
             argv.append("autologin=1")
         argv.append(f"mconsole=notify:{ctx.notify_socket}")
-        return argv + slirp_addresses(machine) + machine.append
+        return argv + default_addresses(machine) + machine.append
 
     def env(self, machine, ctx: LaunchContext) -> dict[str, str]:
         env = dict(os.environ)
@@ -65,12 +65,16 @@ class LinuxEngine(Engine):
 SLIRP_GUEST_ADDRESS = "10.0.2.15/24,10.0.2.2"
 
 
-def slirp_addresses(machine) -> list[str]:
-    """`ip_ethN=` words the guest's boot scripts apply, for slirp cards the user did not configure."""
+DEFAULT_ADDRESSES = {"slirp": SLIRP_GUEST_ADDRESS, "internet": "dhcp"}
+
+
+def default_addresses(machine) -> list[str]:
+    """`ip_ethN=` words the guest's boot scripts apply, for NAT cards the user did not configure."""
     words = []
     for device, card in sorted(machine.network.items()):
-        if card.transport == "slirp" and not any(w.startswith(f"ip_{device}=") for w in machine.append):
-            words.append(f"ip_{device}={SLIRP_GUEST_ADDRESS}")
+        address = DEFAULT_ADDRESSES.get(card.transport)
+        if address and not any(w.startswith(f"ip_{device}=") for w in machine.append):
+            words.append(f"ip_{device}={address}")
     return words
 
 

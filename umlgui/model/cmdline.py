@@ -17,7 +17,7 @@ from pathlib import Path
 
 from umlgui.errors import ConfigError
 from umlgui.model.machine import (
-    ETH_FIELDS, SWITCH_TRANSPORT, VECTOR_TRANSPORT, Console, Disk,
+    ETH_FIELDS, INTERNET_TRANSPORT, SWITCH_TRANSPORT, VECTOR_TRANSPORT, Console, Disk,
     Machine, NetCard, parse_ubd_unit, validate_name,
 )
 from umlgui.model.units import format_size, parse_size
@@ -88,6 +88,10 @@ def net_arg(machine: Machine, device: str, switch_socket=None) -> str:
         transport = "daemon"
         options = {"socktype": "unix",
                    "socket": str(switch_socket(name)) if switch_socket else f"@switch:{name}"}
+    elif transport == INTERNET_TRANSPORT:
+        from umlgui.net.internet import internet_dir
+
+        transport, options = "vde", {"socket": str(internet_dir())}
     options["mac"] = card.mac or machine.default_mac(device)
     fields = [options.get(key, "") for key in ETH_FIELDS[transport]]
     while fields and fields[-1] == "":
@@ -198,12 +202,21 @@ def _import_eth(machine: Machine, device: str, spec: str) -> None:
         values = values[:2] + [",".join(values[2:])]
     options = {key: value for key, value in zip(names, values) if value}
     mac = options.pop("mac", None)
+    if transport == "vde" and _is_internet(options.get("socket")):
+        machine.network[device] = NetCard(INTERNET_TRANSPORT, mac, {})
+        return
     if transport == "daemon":
         options.setdefault("socktype", "unix")
         if options.get("socket", "").startswith("@switch:"):
             machine.network[device] = NetCard(SWITCH_TRANSPORT, mac, {"switch": options["socket"][8:]})
             return
     machine.network[device] = NetCard(transport, mac, options)
+
+
+def _is_internet(socket: str | None) -> bool:
+    from umlgui.net.internet import internet_dir
+
+    return socket == str(internet_dir())
 
 
 def _import_vector(machine: Machine, device: str, spec: str) -> None:

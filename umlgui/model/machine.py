@@ -37,8 +37,10 @@ ETH_FIELDS: dict[str, tuple[str, ...]] = {
     "ucast": ("mac", "remote", "local_port", "remote_port"),
     "vde": ("socket", "mac", "port", "group", "mode", "description"),
 }
-# Our own transport: a named umlgui switch, turned into `daemon` with its socket at boot.
+# Our own transports: a named umlgui switch, turned into `daemon` with its socket at boot,
+# and "internet": user-mode NAT with DHCP (umlgui.net.internet), turned into `vde`.
 SWITCH_TRANSPORT = "switch"
+INTERNET_TRANSPORT = "internet"
 VECTOR_TRANSPORT = "vector"
 
 
@@ -222,7 +224,8 @@ def _validate_console(machine: str, name: str, console: Console) -> None:
 def _validate_card(machine: str, device: str, card: NetCard) -> None:
     if not re.match(r"^(eth|vec)\d+$", device):
         raise ConfigError(f"{machine}: unknown network device {device!r}", "use eth0, eth1, ... or vec0, ...")
-    known = (*ETH_FIELDS, SWITCH_TRANSPORT) if device.startswith("eth") else (VECTOR_TRANSPORT,)
+    known = (*ETH_FIELDS, SWITCH_TRANSPORT, INTERNET_TRANSPORT) if device.startswith("eth") \
+        else (VECTOR_TRANSPORT,)
     if card.transport not in known:
         raise ConfigError(f"{machine}: {device} has an unknown transport {card.transport!r}",
                           f"use one of: {', '.join(known)}")

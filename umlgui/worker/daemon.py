@@ -32,6 +32,7 @@ from umlgui.host.process import is_alive, kill_tree
 from umlgui.kernel.base import LaunchContext
 from umlgui.kernel.engines import get_engine
 from umlgui.model import library
+from umlgui.net.internet import prepare_networks
 from umlgui.worker import protocol
 from umlgui.worker import state as st
 from umlgui.worker.console import Console, ConsoleClient
@@ -72,6 +73,8 @@ class Worker:
         """Everything that can fail because of bad input, before detaching completes."""
         self.engine.check(self.machine)
         self._clean_stale_instance()
+        for started in prepare_networks(self.machine):
+            print(f"{time.ctime()}: started {started} for {self.machine.name}", flush=True)
         self.listener = self._listen(self.run_dir / "worker.sock")
         self.notify = NotifyListener(self.run_dir / "notify.sock")
         for name in self.machine.console_names():
