@@ -30,9 +30,10 @@ from umlgui.model.machine import MAC_RE, SWITCH_TRANSPORT, Machine, NetCard
 from umlgui.widgets.settings import hotplug
 from umlgui.widgets.settings.page import SettingsPage, confirm
 
-SWITCH, TAP, SLIRP, MCAST = "switch", "tuntap", "slirp", "mcast"
-KIND_LABELS = {SWITCH: "Virtual switch", TAP: "Host tap device",
-               SLIRP: "Internet without root (slirp)", MCAST: "Multicast (machines on this host)"}
+SWITCH, INTERNET, TAP, SLIRP, MCAST = "switch", "internet", "tuntap", "slirp", "mcast"
+KIND_LABELS = {SWITCH: "Virtual switch", INTERNET: "Internet with DHCP, no root (slirpvde)",
+               TAP: "Host tap device", SLIRP: "Internet without root (slirp, static address)",
+               MCAST: "Multicast (machines on this host)"}
 # Debian's plain /usr/bin/slirp exits right after its banner; slirp-fullbolt works
 DEFAULT_SLIRP = "/usr/bin/slirp-fullbolt"
 DEFAULT_MCAST = {"group": "239.192.168.1", "port": "1102", "ttl": "1"}
@@ -60,6 +61,8 @@ def describe(card: NetCard) -> tuple[str, str]:
     options = card.options
     if card.transport == SWITCH_TRANSPORT:
         return f"switch {options.get('switch', '?')}", "daemon transport on the switch's socket"
+    if card.transport == INTERNET:
+        return "internet (DHCP)", "user-mode NAT with DHCP: vde_switch + slirpvde"
     if card.transport == TAP:
         return f"host tap {options.get('device', '?')}", "tuntap transport"
     if card.transport == SLIRP:
@@ -94,6 +97,11 @@ class AddCardRequest:
     def prepare(self, progress: Progress, machine_live: bool) -> None:
         if self.kind == SWITCH:
             self._prepare_switch(progress, machine_live)
+        elif self.kind == INTERNET:
+            from umlgui.net.internet import ensure_internet
+
+            progress.step("starting the internet service")
+            ensure_internet()
         elif self.kind == TAP:
             self._prepare_tap(progress, machine_live)
 
@@ -177,12 +185,16 @@ class AddCardDialog(QDialog):
             [("Switch:", self.switch_name), ("", self.start_switch)],
             "Machines on the same switch see each other, like computers on one Ethernet switch."))
         self.forms.addWidget(self._form(
+            [], "The guest gets an address by DHCP (10.0.2.15 and up, gateway 10.0.2.2, DNS "
+            "10.0.2.3) and reaches the host's networks through NAT. No root needed; umlgui "
+            "starts vde_switch and slirpvde (package vde2) when a machine needs them."))
+        self.forms.addWidget(self._form(
             [("Tap device:", self.tap_name), ("", self.create_tap)],
             "The card is wired to a network interface on the host."))
         self.forms.addWidget(self._form(
             [("slirp program:", self.slirp_program)],
-            "The guest reaches the internet through the host, with no root needed. In the "
-            "guest: ip addr add 10.0.2.15/24 dev ethN; ip route add default via 10.0.2.2."))
+            "The guest reaches the internet through the host, with no root needed. UML's "
+            "slirp link carries no DHCP: umlgui gives the guest 10.0.2.15/24, gateway 10.0.2.2."))
         self.forms.addWidget(self._form(
             [("Group:", self.mcast_group), ("Port:", self.mcast_port), ("TTL:", self.mcast_ttl)],
             "Every card on the same group and port hears the others; no switch process needed."))
@@ -223,6 +235,8 @@ class AddCardDialog(QDialog):
                                   create_tap=self.create_tap.isChecked())
         if kind == SLIRP:
             return AddCardRequest(device, kind, mac, {"program": self._slirp_program()})
+        if kind == INTERNET:
+            return AddCardRequest(device, kind, mac, {})
         return AddCardRequest(device, kind, mac, self._mcast_options())
 
     def _slirp_program(self) -> str:
