@@ -87,7 +87,7 @@ def test_materialize_writes_cards_hostname_and_hostlab(home):
     assert machine.hostname == "pc1" and machine.memory == 48 << 20
     assert machine.network["eth0"].transport == "switch"
     assert machine.network["eth0"].options == {"switch": "mat-sw"}
-    assert machine.network["eth1"].transport == "slirp"
+    assert machine.network["eth1"].transport == "internet"
     assert "ip_eth0=10.0.0.1/24" in machine.append and f"hostlab={lab.directory}" in machine.append
     lab.remove_link(lab.link_on_card("pc1", "eth1"))
     assert set(lab_runner.materialize(lab, "pc1").network) == {"eth0"}

@@ -16,7 +16,7 @@ Netkit-style files the guests see at /hostlab (`pc1/` overlays, `pc1.startup`, `
     append = ["ip_eth0=10.0.0.1/24"]
     depends = ["r1"]               # boots after r1 is up (Netkit's lab.dep)
     [nodes.sw]
-    kind = "switch"                # or hub, host (a host tap), internet (slirp)
+    kind = "switch"                # or hub, host (a host tap), internet (NAT with DHCP)
     position = [200.0, 0.0]
     ports = 8
     [[links]]
@@ -27,7 +27,7 @@ Netkit-style files the guests see at /hostlab (`pc1/` overlays, `pc1.startup`, `
     loss = 10.0                    # impairments, only when set
 
 A link always joins one machine card to one network node: UML cards meet only through a
-switch, a hub, a tap or slirp. Running a lab turns node `pc1` into the library machine
+switch, a hub, a tap or the internet (slirpvde NAT with DHCP). Running a lab turns node `pc1` into the library machine
 `LAB-pc1` (hostname `pc1`) and switch `sw` into the umlgui switch `LAB-sw`, so several labs
 (and ordinary machines) live side by side without name clashes.
 """
@@ -91,7 +91,7 @@ class Node:
 
     @property
     def has_ports(self) -> bool:
-        """Whether links pick a numbered port here (the Internet gives each card its own slirp)."""
+        """Whether links pick a numbered port here (the Internet gives each card its own NAT port)."""
         return self.kind in SWITCHED_KINDS
 
 

@@ -3,7 +3,7 @@
 Qt-free: the CLI calls these directly, the topology editor through run_job. Lab node `pc1`
 runs as library machine `LAB-pc1` (hostname `pc1`), switch node `sw` as umlgui switch
 `LAB-sw`; the host node is a switch with a host tap on it, the Internet node gives each card
-its own slirp. Machine definitions are (re)written from the lab before they boot, so the lab
+its own NAT port. Machine definitions are (re)written from the lab before they boot, so the lab
 file is the one place their cards, memory and kernel words are kept.
 """
 
@@ -28,7 +28,6 @@ from umlgui.model.lab import Lab, Link, Node
 from umlgui.model.machine import Machine, NetCard
 from umlgui.model.units import human_size
 from umlgui.net import client as switches
-from umlgui.net.slirp import find_slirp
 from umlgui.worker import client
 from umlgui.worker import state as st
 
@@ -69,7 +68,8 @@ def card_for(lab: Lab, link: Link, machine: Machine) -> NetCard:
     network = lab.nodes[link.network]
     mac = machine.default_mac(link.card)
     if network.kind == labs.INTERNET:
-        return NetCard("slirp", mac, {"program": find_slirp()})
+        # NAT with DHCP (vde_switch + slirpvde), started on demand by the machine's worker
+        return NetCard("internet", mac)
     return NetCard("switch", mac, {"switch": lab.switch_name(network.name)})
 
 

@@ -58,7 +58,7 @@ class NodeItem(QGraphicsObject):
         elif node.has_ports:
             self.detail = f"{node.ports} ports"
         else:
-            self.detail = "slirp"
+            self.detail = "NAT + DHCP"
         self.setPos(node.x, node.y)
         self.setToolTip(f"{node.name}: {self.detail}")
         self.update()

@@ -199,7 +199,7 @@ class Palette(QListWidget):
         self._add("Switch", labs.SWITCH, "", "An Ethernet switch: learns addresses, ports can be impaired")
         self._add("Hub", labs.HUB, "", "A hub: every frame goes to every port")
         self._add("Host", labs.HOST, "", "This computer, through a tap device on a switch")
-        self._add("Internet", labs.INTERNET, "", "The outside world through slirp (no root needed)")
+        self._add("Internet", labs.INTERNET, "", "The outside world through user-mode NAT with DHCP (slirpvde, no root needed)")
 
     def _add(self, text: str, kind: str, template: str, tip: str) -> None:
         item = QListWidgetItem(_swatch(kind), text)
