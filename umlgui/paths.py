@@ -76,6 +76,30 @@ def switches_dir() -> Path:
     return data_home() / "switches"
 
 
+def write_atomically(path: Path, text: str) -> Path:
+    """Replace `path` with `text` so that a crash or a full disk never leaves half a file.
+
+    Raises ConfigError naming the file (the old contents stay) when the write fails.
+    """
+    import tempfile
+
+    from umlgui.errors import ConfigError
+
+    ensure_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except OSError as error:
+        os.unlink(tmp)
+        raise ConfigError(f"could not save {path}: {error.strerror}",
+                          "free some disk space and try again") from None
+    return path
+
+
 def ensure_dir(path: Path, mode: int = 0o755) -> Path:
     path.mkdir(parents=True, exist_ok=True, mode=mode)
     return path

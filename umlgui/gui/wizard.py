@@ -45,6 +45,7 @@ class MachinePlan:
     template: str | None = None
     image: str | None = None
     imported: ImportResult | None = None
+    root_password: str = ""          # Debian template: set on first boot (empty: no password)
 
 
 def next_free_name(stem: str = "vm") -> str:
@@ -114,8 +115,14 @@ def check_new_name(text: str) -> str:
 def create_machine(plan: MachinePlan, progress: Progress) -> Machine:
     """Make the planned machine (runs in a job thread)."""
     if plan.source == TEMPLATE:
-        return library.new_machine(plan.name, template=plan.template, memory=plan.memory,
-                                   engine=plan.engine, progress=progress)
+        machine = library.new_machine(plan.name, template=plan.template, memory=plan.memory,
+                                      engine=plan.engine, progress=progress)
+        if plan.root_password:
+            from umlgui.templates.debian import set_root_password
+
+            set_root_password(plan.name, plan.root_password)
+            machine = library.load(plan.name)
+        return machine
     if plan.source == IMAGE:
         return library.new_machine(plan.name, template=None, memory=plan.memory or "128M",
                                    engine=plan.engine, disks=[plan.image])
@@ -264,12 +271,18 @@ class MachinePage(QWizardPage):
         for engine in ENGINES:
             self.engine.addItem({"linux": "linux — the real UML kernel (linux.uml)",
                                  "tt": "tt — umlgui's ptrace engine (template trees)"}[engine], engine)
+        self.password = QLineEdit(self, objectName="rootPassword")
+        self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.password.setPlaceholderText("empty: root logs in without a password")
         self.boot_now = QCheckBox("&Boot it now and open its console", self, objectName="bootNow")
         self.boot_now.setChecked(True)
         form.addRow("&Name:", self.name)
         form.addRow("&Memory:", self.memory)
         form.addRow("&Engine:", self.engine)
+        form.addRow("Root &password:", self.password)
+        self.password_row = form.rowCount() - 1
         form.addRow("", self.boot_now)
+        self.form = form
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         self.notes = QLabel(self, objectName="wizardNotes")
@@ -309,6 +322,9 @@ class MachinePage(QWizardPage):
                                "the machine writes to it.")
         if not self.name_edited or not self.name.text():
             self.name.setText(suggested)
+        # only the Debian template applies a password (through its seed disk, never the cmdline)
+        self.form.setRowVisible(self.password_row,
+                                source == TEMPLATE and source_page.template_name() == "debian")
 
     def plan(self) -> MachinePlan:
         source_page: SourcePage = self.wizard().source_page
@@ -317,10 +333,14 @@ class MachinePage(QWizardPage):
         if engine == "tt" and source != TEMPLATE:
             raise ConfigError("the tt engine boots template trees only",
                               "choose the linux engine, or start from a template")
+        password = self.password.text() if self.form.isRowVisible(self.password_row) else ""
+        if password and engine != "linux":
+            raise ConfigError("a root password can be set on the linux engine only",
+                              "choose the linux engine, or leave the password empty")
         return MachinePlan(source=source, name=check_new_name(self.name.text()), engine=engine,
                            memory=check_memory(self.memory.currentText()),
                            template=source_page.template_name(), image=source_page.image or None,
-                           imported=source_page.imported)
+                           imported=source_page.imported, root_password=password)
 
     def validatePage(self) -> bool:
         self.error.clear()

@@ -34,9 +34,7 @@ switch, a hub, a tap or the internet (slirpvde NAT with DHCP). Running a lab tur
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -608,21 +606,7 @@ def load_file(path: Path) -> Lab:
 def save(lab: Lab) -> Path:
     """Write atomically: the canvas saves after every edit, so a crash must never leave half a file."""
     lab.validate()
-    path = lab_file(lab.name)
-    paths.ensure_dir(path.parent)
-    text = to_toml(lab)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".lab.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except OSError as error:
-        os.unlink(tmp)
-        raise ConfigError(f"could not save {path}: {error.strerror}",
-                          "free some disk space and try again") from None
-    return path
+    return paths.write_atomically(lab_file(lab.name), to_toml(lab))
 
 
 def create(name: str, description: str = "") -> Lab:

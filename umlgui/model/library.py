@@ -6,9 +6,7 @@ read-only base (linux engine) or names its own upper directory (tt engine).
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 import tomllib
 from pathlib import Path
 
@@ -52,21 +50,7 @@ def load_file(path: Path) -> Machine:
 def save(machine: Machine) -> Path:
     """Write atomically, so a crash or full disk never leaves a half-written definition."""
     machine.validate(check_files=False)
-    path = paths.machine_file(machine.name)
-    paths.ensure_dir(path.parent)
-    text = tomli_w.dumps(to_dict(machine))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{machine.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        os.unlink(tmp)
-        raise ConfigError(f"could not save {path}: {exc.strerror}",
-                          "free some disk space and try again") from None
-    return path
+    return paths.write_atomically(paths.machine_file(machine.name), tomli_w.dumps(to_dict(machine)))
 
 
 def delete(name: str, is_running) -> None:

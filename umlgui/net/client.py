@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from umlgui import paths
+from umlgui.host.process import is_alive
 from umlgui.errors import ConfigError, NotFoundError, StateError, UmlguiError
 from umlgui.net.sockets import claim_socket_path
 
@@ -249,7 +250,7 @@ def stop_switch(name: str, timeout: float = 5.0) -> bool:
         asked = True
     except UmlguiError:
         asked = False
-    if pid is None or not _alive(pid):
+    if pid is None or not is_alive(pid):
         return asked
     for signum in (None, signal.SIGTERM, signal.SIGKILL):
         if signum is not None:
@@ -259,7 +260,7 @@ def stop_switch(name: str, timeout: float = 5.0) -> bool:
                 return True
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not _alive(pid):
+            if not is_alive(pid):
                 _remove_leftovers(control)
                 return True
             time.sleep(0.02)
@@ -324,21 +325,6 @@ def _read_pid(control: Path) -> int | None:
         return int(Path(f"{control}.pid").read_text().strip())
     except (OSError, ValueError):
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of ours counts as gone.
-    try:
-        with open(f"/proc/{pid}/stat") as stat_file:
-            return stat_file.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _remove_leftovers(control: Path) -> None:
