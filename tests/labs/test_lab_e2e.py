@@ -135,3 +135,21 @@ def test_netkit_router_lab_routes_between_subnets(lab_home, tmp_path):
     while any(client.is_running(f"nk-{n}") for n in ("r1", "pc1", "pc2")) and time.time() < deadline:
         time.sleep(0.2)
     assert not any(client.is_running(f"nk-{n}") for n in ("r1", "pc1", "pc2"))
+
+
+def test_the_same_lab_works_on_the_real_uml_switch(lab_home, tmp_path):
+    """Replace our switches with Debian's C uml_switch on the same sockets: the lab still routes."""
+    lab, _ = netkit.import_lab(write_router_lab(tmp_path / "netkit"), "cs")
+    pids = [switches.start_uml_switch(lab.switch_name(node.name)) for node in lab.networks()]
+    try:
+        report = lab_runner.up(lab)
+        assert report.started_switches == []      # lab up took the running uml_switches as they are
+        pc1 = login(lab, "pc1")
+        assert pings(pc1, "10.0.2.10"), "pc1 cannot reach pc2 through r1 over uml_switch"
+        pc1.close()
+        for pid in pids:
+            assert open(f"/proc/{pid}/comm").read().strip() == "uml_switch"
+    finally:
+        lab_runner.down(lab)
+        for node in lab.networks():
+            switches.stop_switch(lab.switch_name(node.name))

@@ -33,6 +33,9 @@ def add_switch_parser(subparsers) -> argparse.ArgumentParser:
     start.add_argument("--hub", action="store_true", help="flood every frame (a hub)")
     start.add_argument("--tap", metavar="DEV", help="also connect existing host tap DEV")
     start.add_argument("--aging", type=float, metavar="SECONDS", help="MAC aging time (default 100)")
+    start.add_argument("--uml-switch", action="store_true",
+                       help="run Debian's C uml_switch on the same socket instead (no counters, "
+                            "impairments or capture)")
 
     commands.add_parser("stop", help="stop a switch").add_argument("name")
     commands.add_parser("list", help="switches on this machine")
@@ -66,6 +69,12 @@ def cli_switch(args: argparse.Namespace, out=None) -> int:
     """Run one parsed `switch` subcommand; returns the exit status."""
     out = out or sys.stdout
     command = args.switch_command
+    if command == "start" and args.uml_switch:
+        from umlgui.net.client import start_uml_switch
+
+        pid = start_uml_switch(args.name, hub=args.hub)
+        print(f"uml_switch {args.name} running (pid {pid}) on {control_path(args.name)}", file=out)
+        return 0
     if command == "start":
         handle = start_switch(args.name, hub=args.hub, tap=args.tap, aging=args.aging)
         print(f"switch {handle.name} running (pid {handle.pid})", file=out)

@@ -15,10 +15,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -241,8 +243,50 @@ def start_switch(name: str, hub: bool = False, tap: str | None = None, *,
     return SwitchHandle(name, control, mgmt_path_for(control), _read_pid(control), log_file)
 
 
+def serving(name: str) -> bool:
+    """Whether some switch (ours, or the C uml_switch) accepts UML ports on `name`'s socket."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(str(control_path(name)))
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+
+
+def start_uml_switch(name: str, hub: bool = False, timeout: float = 10.0) -> int:
+    """Run Debian's C `uml_switch` on `name`'s control socket instead of ours; returns its pid.
+
+    Machines and labs use it exactly like our switch (same socket path); what it lacks is our
+    management socket: no counters, impairments or capture.
+    """
+    program = shutil.which("uml_switch")
+    if not program:
+        raise NotFoundError("uml_switch is not installed", "sudo apt-get install uml-utilities")
+    if serving(name):
+        raise StateError(f"switch {name} is already running", f"stop it first: umlgui switch stop {name}")
+    control = control_path(name)
+    control.parent.mkdir(parents=True, exist_ok=True)
+    control.unlink(missing_ok=True)
+    log = switch_dir(name) / "uml_switch.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        process = subprocess.Popen([program, "-unix", str(control)] + (["-hub"] if hub else []),
+                                   stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+    Path(f"{control}.pid").write_text(f"{process.pid}\n")
+    threading.Thread(target=process.wait, daemon=True).start()   # reap it when it ends
+    deadline = time.monotonic() + timeout
+    while not serving(name):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise UmlguiError(f"uml_switch for {name} did not start", f"see {log}")
+        time.sleep(0.02)
+    return process.pid
+
+
 def stop_switch(name: str, timeout: float = 5.0) -> bool:
-    """Stop switch `name`: ask it to quit, then SIGTERM, then SIGKILL. False if it was not running."""
+    """Stop switch `name` (ours: ask it to quit; either: SIGTERM, then SIGKILL). False if not running."""
     control = control_path(name)
     pid = _read_pid(control)
     try:

@@ -107,9 +107,7 @@ def prepare_networks(machine) -> list[str]:
             started.append("internet (vde_switch + slirpvde)")
         elif card.transport == "switch":
             name = card.options["switch"]
-            try:
-                switches.switch_handle(name)
-            except switches.SwitchNotRunning:
+            if not switches.serving(name):
                 switches.start_switch(name)
                 started.append(f"switch {name}")
     return started

@@ -221,8 +221,8 @@ def up(lab: Lab, progress: Progress | None = None, wave_size: int | None = None,
 def start_networks(lab: Lab, progress: Progress | None = None) -> list[str]:
     started = []
     for node in lab.networks():
-        if node.kind == labs.INTERNET or switch_running(lab, node.name):
-            continue
+        if node.kind == labs.INTERNET or switches.serving(lab.switch_name(node.name)):
+            continue      # ours, or a C uml_switch someone started on the same socket
         if progress:
             progress.step(f"starting {node.kind} {node.name}")
         tap = None
