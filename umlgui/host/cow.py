@@ -249,20 +249,21 @@ def _check_geometry(sectorsize: int, alignment: int, where: str) -> None:
                              "the file is damaged; re-create the COW layer")
 
 
-def _parse_v1(raw, path, where) -> CowHeader:
-    _need(raw, _V1.size, where)
-    _, _, backing, mtime, size, sectorsize = _V1.unpack_from(raw)
+def _parse_v1_v2(version: int, layout_struct, raw, path, where) -> CowHeader:
+    """v1 and v2 differ only in byte order and path length (the structs say which)."""
+    _need(raw, layout_struct.size, where)
+    _, _, backing, mtime, size, sectorsize = layout_struct.unpack_from(raw)
     _check_geometry(sectorsize, sectorsize, where)
-    layout = _layout_v1_v2(size, sectorsize, _V1.size)
-    return CowHeader(1, _cstring(backing), mtime, size, sectorsize, sectorsize, *layout, path=path)
+    layout = _layout_v1_v2(size, sectorsize, layout_struct.size)
+    return CowHeader(version, _cstring(backing), mtime, size, sectorsize, sectorsize, *layout, path=path)
+
+
+def _parse_v1(raw, path, where) -> CowHeader:
+    return _parse_v1_v2(1, _V1, raw, path, where)
 
 
 def _parse_v2(raw, path, where) -> CowHeader:
-    _need(raw, _V2.size, where)
-    _, _, backing, mtime, size, sectorsize = _V2.unpack_from(raw)
-    _check_geometry(sectorsize, sectorsize, where)
-    layout = _layout_v1_v2(size, sectorsize, _V2.size)
-    return CowHeader(2, _cstring(backing), mtime, size, sectorsize, sectorsize, *layout, path=path)
+    return _parse_v1_v2(2, _V2, raw, path, where)
 
 
 def _parse_v3(raw, path, where) -> CowHeader:

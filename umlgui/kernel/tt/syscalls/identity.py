@@ -59,14 +59,7 @@ def _setres(creds, kind: str, real: int, effective: int, saved: int) -> int:
         for value in (real, effective, saved):
             if value != KEEP and value not in current:
                 raise OSError(errno.EPERM, "operation not permitted")
-    if real != KEEP:
-        setattr(creds, kind, real)
-    if effective != KEEP:
-        setattr(creds, "e" + kind, effective)
-    if saved != KEEP:
-        setattr(creds, "s" + kind, saved)
-    setattr(creds, "fs" + kind, getattr(creds, "e" + kind))
-    return 0
+    return _setres_unchecked(creds, kind, real, effective, saved)
 
 
 def sys_setresuid(guest, tracee, regs):
@@ -103,8 +96,6 @@ def _setre(creds, kind: str, real: int, effective: int) -> int:
         if (real != KEEP and real not in allowed[:2]) or (effective != KEEP and
                                                            effective not in allowed):
             raise OSError(errno.EPERM, "operation not permitted")
-        saved = KEEP if saved == KEEP else saved
-        return _setres_unchecked(creds, kind, real, effective, saved)
     return _setres_unchecked(creds, kind, real, effective, saved)
 
 
