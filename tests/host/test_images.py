@@ -5,14 +5,13 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
-import time
 
 import pytest
 
 from umlgui.errors import ConfigError, NotFoundError, UmlguiError
 from umlgui.host import cow, images
+from umlgui.host.process import kill_tree
 
 MiB = 1 << 20
 
@@ -263,22 +262,11 @@ def test_linux_uml_boots_on_our_cow(tmp_path):
     try:
         output, _ = process.communicate(timeout=60)
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        _kill_leftover_group(process.pid)
+        kill_tree(process.pid, f"uml_dir={uml_dir}/")     # UML's helpers can outlive the kernel
+        process.wait()
     assert process.returncode == 0, output.decode(errors="replace")[-2000:]
     assert sha256(base) == base_sum
     info = images.inspect(tmp_path / "disk.cow")
     assert info.backing_ok and info.cow_changed_bytes > 0
     cow.merge(tmp_path / "disk.cow", tmp_path / "merged.img")
     assert debugfs_cat(tmp_path / "merged.img", "/marker") == "written by the guest\n"
-
-
-def _kill_leftover_group(pgid: int) -> None:
-    """UML helpers can outlive the kernel process; they share its process group."""
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    time.sleep(0.1)

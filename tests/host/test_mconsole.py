@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from umlgui.errors import UmlguiError
+from umlgui.host.process import kill_tree
 from umlgui.host.mconsole import (
     DANGEROUS_SYSRQ, DEFAULT_HELP, MCONSOLE_MAGIC, RAW_VERSION_ERROR, STOP_SAFE_COMMANDS,
     SYSRQ_KEYS, MconsoleClient, MconsoleCommandError, MconsoleError, MconsoleReply,
@@ -710,6 +711,7 @@ class Machine:
         self.notify = NotifyListener(short / "n")
         (short / "u").mkdir()
         self.log_path = short / "log"
+        self.marker = f"uml_dir={short}/u/"
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 ["linux.uml", f"ubd0={image}", "root=/dev/ubda", "init=/init", "mem=64M",
@@ -733,10 +735,7 @@ class Machine:
             self.notes.append(note)
 
     def kill(self):
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        kill_tree(self.process.pid, self.marker)
         try:
             self.process.wait(10)
         except subprocess.TimeoutExpired:

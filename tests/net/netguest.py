@@ -12,10 +12,10 @@ import base64
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
+from umlgui.host.process import kill_tree
 
 LINUX = shutil.which("linux.uml") or "/usr/bin/linux.uml"
 BUSYBOX = "/bin/busybox"
@@ -97,6 +97,7 @@ class Guest:
         self.console = workdir / f"{name}.console"
         uml_dir = workdir / "uml"
         uml_dir.mkdir(exist_ok=True)
+        self.marker = f"uml_dir={uml_dir}/"
         command = [LINUX, f"ubd0={workdir / name}.cow,{base}", "root=/dev/ubda", "rw",
                    "init=/init", f"mem={mem}", f"umid={name}", f"uml_dir={uml_dir}/",
                    "con=null", "ssl=null", "con0=fd:0,fd:1", *cards, "quiet"]
@@ -141,17 +142,9 @@ class Guest:
         return int(match.group(1)) if match else None
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        # the kernel, its group and UML's helpers, even the setsid'd ones
+        kill_tree(self.process.pid, self.marker)
         try:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
-            pass
-        # UML's helper processes share its process group; make sure they are gone too.
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
             pass
