@@ -118,22 +118,20 @@ def sys_setregid(guest, tracee, regs):
     return _setre(tracee.creds, "gid", _id(regs[RDI]), _id(regs[RSI]))
 
 
-def sys_setfsuid(guest, tracee, regs):
-    old = tracee.creds.fsuid
-    value = _id(regs[RDI])
-    if value != KEEP and (tracee.creds.euid == 0 or value in (tracee.creds.uid,
-                                                               tracee.creds.euid)):
-        tracee.creds.fsuid = value
+def _setfs(creds, kind: str, value: int) -> int:
+    """setfsuid/setfsgid: no error ever; the old value comes back, the change only if allowed."""
+    old = getattr(creds, "fs" + kind)
+    if value != KEEP and (creds.euid == 0 or value in (getattr(creds, kind), getattr(creds, "e" + kind))):
+        setattr(creds, "fs" + kind, value)
     return old
+
+
+def sys_setfsuid(guest, tracee, regs):
+    return _setfs(tracee.creds, "uid", _id(regs[RDI]))
 
 
 def sys_setfsgid(guest, tracee, regs):
-    old = tracee.creds.fsgid
-    value = _id(regs[RDI])
-    if value != KEEP and (tracee.creds.euid == 0 or value in (tracee.creds.gid,
-                                                               tracee.creds.egid)):
-        tracee.creds.fsgid = value
-    return old
+    return _setfs(tracee.creds, "gid", _id(regs[RDI]))
 
 
 def sys_getgroups(guest, tracee, regs):
