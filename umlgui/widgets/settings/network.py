@@ -75,9 +75,10 @@ def describe(card: NetCard) -> tuple[str, str]:
 
 
 def switch_running(name: str) -> bool:
-    from umlgui.net.client import list_switches
+    """Served by a switch (ours or uml_switch): the same test the worker makes before a boot."""
+    from umlgui.net.client import serving
 
-    return any(info.name == name and info.running for info in list_switches())
+    return serving(name)
 
 
 @dataclass
