@@ -26,16 +26,28 @@ def port_of(status, peer):
     return next(p for p in status["ports"] if peer.mac_text in p["macs"])
 
 
-def test_handshake_reply_names_a_padded_abstract_socket(switch_factory):
+def test_handshake_reply_names_a_padded_abstract_socket_for_each_port(switch_factory):
     handle = switch_factory()
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as control:
-        control.connect(str(handle.control))
-        control.sendall(proto.build_request(proto.abstract_name()))
-        reply = control.recv(200)
-    assert len(reply) == proto.REPLY_SIZE == 110
-    family, name = proto.REPLY.unpack(reply)
-    assert family == socket.AF_UNIX
-    assert len(name) == 108 and name[0] == 0
+    names = []
+    for usec in (1, 2):
+        data = bound_data_socket(usec)
+        with data, raw_control(handle) as control:
+            control.sendall(proto.build_request(data.getsockname()))
+            reply = control.recv(200)
+        assert len(reply) == proto.REPLY_SIZE == 110
+        family, name = proto.REPLY.unpack(reply)
+        assert family == socket.AF_UNIX
+        assert len(name) == 108 and name[0] == 0
+        names.append(name)
+    assert names[0] != names[1]  # a data socket per port, not one shared like uml_switch's
+
+
+def test_a_card_whose_data_socket_does_not_exist_is_refused(switch_factory):
+    handle = switch_factory()
+    with raw_control(handle) as control:
+        control.sendall(proto.build_request(proto.abstract_name(usec=77)))
+        assert control.recv(200) == b""  # closed without a reply, as for any bad request
+    assert handle.client().status()["ports"] == []
 
 
 def test_broadcast_floods_and_unicast_goes_only_to_learned_port(switch_factory, peers):
@@ -147,15 +159,22 @@ def test_disconnect_on_eof_removes_the_port_and_its_addresses(switch_factory, pe
     assert client.status()["macs"] == []
 
 
-def test_frames_from_unregistered_senders_are_ignored(switch_factory, peers):
+def test_only_its_card_can_send_to_a_port(switch_factory, peers):
     handle = switch_factory()
-    a = peers(handle, mac(1))
+    a, b = peers(handle, mac(1)), peers(handle, mac(2))
     stranger = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     stranger.bind(proto.abstract_name(usec=1))
-    stranger.sendto(proto.ethernet_frame(BROADCAST, proto.parse_mac(mac(7))), a.link.switch_name)
-    assert a.recv(0.3) is None
-    assert handle.client().status()["unknown_sender_frames"] == 1
-    stranger.close()
+    with stranger, pytest.raises(PermissionError):
+        stranger.sendto(proto.ethernet_frame(BROADCAST, proto.parse_mac(mac(7))), a.link.switch_name)
+    assert b.recv(0.3) is None
+    assert sum(port["counters"]["rx_packets"] for port in handle.client().status()["ports"]) == 0
+
+
+def bound_data_socket(usec: int) -> socket.socket:
+    """A card's data socket, which must exist before the card registers."""
+    data = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    data.bind(proto.abstract_name(usec=usec))
+    return data
 
 
 def raw_control(handle):
@@ -205,8 +224,9 @@ def test_short_request_then_eof_does_not_create_a_port(switch_factory, peers):
 
 def test_request_split_across_writes_is_accepted(switch_factory):
     handle = switch_factory()
-    request = proto.build_request(proto.abstract_name())
-    with raw_control(handle) as sock:
+    data = bound_data_socket(5)
+    request = proto.build_request(data.getsockname())
+    with data, raw_control(handle) as sock:
         sock.sendall(request[:10])
         time.sleep(0.1)
         sock.sendall(request[10:])

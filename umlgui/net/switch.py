@@ -1,8 +1,12 @@
 """A virtual Ethernet switch (or hub) that UML machines join with `ethN=daemon,MAC,unix,CTL`.
 
 It speaks the daemon transport exactly as `uml_switch` does (see `umlgui.net.daemon`): a stream
-control socket where each machine card registers its datagram data socket, and one datagram data
-socket through which all frames pass. On top of `uml_switch` it offers per-port counters, ports
+control socket where each machine card registers its datagram data socket and is told where to
+send its frames. Unlike `uml_switch`, which names one data socket shared by every card, each port
+gets a data socket of its own, connected back to the card's: the kernel then lets a card queue as
+many frames as its send buffer holds (a shared socket accepts only `net.unix.max_dgram_qlen`,
+often 10, from all cards together, and drops the rest), and only that card can send to it. On top
+of `uml_switch` it offers per-port counters, ports
 up/down, per-port impairments (loss, delay with jitter, duplication — applied to frames the
 switch sends out of that port, like netem on an egress queue), live pcap capture, and a
 management socket `CTL.mgmt` speaking one JSON line per request:
@@ -16,13 +20,16 @@ management socket `CTL.mgmt` speaking one JSON line per request:
 Replies are `{"ok": true, ...}` or `{"ok": false, "error": PROBLEM, "fix": FIX}`.
 
 Run one with `python3 -m umlgui.net.switch --name NAME --control PATH [--hub] [--tap DEV]
-[--daemon]`; `umlgui.net.client.start_switch()` does that for you. The loop is single-threaded
-(epoll); the per-frame path avoids allocation and random() calls unless impairments are on.
+[--daemon]`; `umlgui.net.client.start_switch()` does that for you. Frames are forwarded by a data
+thread waiting on the ports' sockets; control, management, the tap and timers run on the main
+thread's epoll loop. The per-frame path avoids allocation and random() calls unless impairments
+are on.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import errno
 import heapq
 import json
@@ -52,6 +59,7 @@ DEFAULT_AGING = 100.0  # seconds a learned MAC survives without traffic, as in u
 MAX_SWEEP_INTERVAL = 2.0
 PENDING_REQUEST_TIMEOUT = 10.0  # a control connection must send its request within this
 BATCH = 512  # frames handled per readiness event before other sockets get a turn
+EGRESS_QUEUE = 256  # frames a port holds while its card cannot take more, as a NIC's txqueue
 CONTROL_BACKLOG = 15
 MGMT_LINE_LIMIT = 65536
 SOCKET_BUFFER = 4 * 1024 * 1024
@@ -69,18 +77,25 @@ class Port:
     """One switch port: a UML card on the data socket, or the host tap."""
 
     __slots__ = (
-        "number", "kind", "addr", "fd", "control", "peer_pid", "label", "connected",
+        "number", "kind", "addr", "sock", "send", "recv_into", "backlog", "backlog_lock", "fd",
+        "control", "peer_pid", "label", "connected",
         "up", "captured", "fast", "impaired", "loss", "delay_ms", "jitter_ms", "duplicate",
         "rx_packets", "rx_bytes", "rx_dropped", "tx_packets", "tx_bytes", "tx_dropped",
-        "tx_errors", "impair_dropped", "duplicated", "delayed",
+        "tx_errors", "tx_queued", "impair_dropped", "duplicated", "delayed",
     )
 
-    def __init__(self, number: int, kind: str, *, addr=None, fd: int | None = None,
+    def __init__(self, number: int, kind: str, *, addr=None, sock: socket.socket | None = None,
+                 fd: int | None = None,
                  control: socket.socket | None = None, peer_pid: int | None = None,
                  label: str = ""):
         self.number = number
         self.kind = kind  # "daemon" (a UML card) or "tap"
         self.addr = addr  # peer's data-socket address (daemon ports)
+        self.sock = sock  # this port's data socket, connected to the peer's (daemon ports)
+        self.send = sock.send if sock is not None else None
+        self.recv_into = sock.recv_into if sock is not None else None
+        self.backlog: collections.deque[bytes] = collections.deque()  # frames waiting for room
+        self.backlog_lock = threading.Lock()
         self.fd = fd  # tap file descriptor (tap port)
         self.control = control
         self.peer_pid = peer_pid
@@ -92,7 +107,7 @@ class Port:
         self.fast = kind == "daemon"  # eligible for the inline path: see Switch._refresh_fast
         self.loss = self.delay_ms = self.jitter_ms = self.duplicate = 0.0
         self.rx_packets = self.rx_bytes = self.rx_dropped = 0
-        self.tx_packets = self.tx_bytes = self.tx_dropped = self.tx_errors = 0
+        self.tx_packets = self.tx_bytes = self.tx_dropped = self.tx_errors = self.tx_queued = 0
         self.impair_dropped = self.duplicated = self.delayed = 0
 
     def impairments(self) -> dict:
@@ -102,7 +117,7 @@ class Port:
     def counters(self) -> dict:
         return {name: getattr(self, name) for name in (
             "rx_packets", "rx_bytes", "rx_dropped", "tx_packets", "tx_bytes", "tx_dropped",
-            "tx_errors", "impair_dropped", "duplicated", "delayed")}
+            "tx_errors", "tx_queued", "impair_dropped", "duplicated", "delayed")}
 
 
 class Switch:
@@ -122,13 +137,13 @@ class Switch:
         self.tap = tap
         self.aging = float(aging)
         self.started = time.time()
-        self.unknown_sender_frames = 0
 
         self._buf = bytearray(65536)
         self._view = memoryview(self._buf)
         # Replaced, never mutated, so the data thread can iterate it while ports come and go.
         self._ports: tuple[Port, ...] = ()
         self._ports_by_addr: dict = {}
+        self._ports_by_data_fd: dict[int, Port] = {}
         self._mac_port: dict[bytes, Port] = {}
         self._mac_seen: dict[bytes, float] = {}
         self._delayed: list = []
@@ -149,11 +164,11 @@ class Switch:
         self._mgmt_conns: dict[int, tuple[socket.socket, bytearray]] = {}
         self._listener: socket.socket | None = None
         self._mgmt_listener: socket.socket | None = None
-        self._data: socket.socket | None = None
-        self._sendto = None
+        self._data_epoll: select.epoll | None = None
         self._data_thread: threading.Thread | None = None
         self._tap_buf = bytearray(65536)
         self._wake_r = self._wake_w = -1
+        self._data_wake_r = self._data_wake_w = -1
 
     # ---- setup and teardown -------------------------------------------------------------
 
@@ -162,8 +177,9 @@ class Switch:
         self._epoll = select.epoll()
         self._listener = self._listen(self.control_path, "control")
         self._mgmt_listener = self._listen(self.mgmt_path, "management")
-        self._data = self._bind_data_socket()
-        self._sendto = self._data.sendto
+        self._data_epoll = select.epoll()
+        self._data_wake_r, self._data_wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._data_epoll.register(self._data_wake_r, select.EPOLLIN)
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._watch(self._listener.fileno(), self._on_control_accept)
         self._watch(self._mgmt_listener.fileno(), self._on_mgmt_accept)
@@ -183,14 +199,13 @@ class Switch:
             if sock is not None:
                 sock.close()
                 unlink_quietly(path)
-        if self._data is not None:
-            self._data.close()
-        for fd in (self._wake_r, self._wake_w):
+        for fd in (self._wake_r, self._wake_w, self._data_wake_r, self._data_wake_w):
             if fd >= 0:
                 os.close(fd)
-        self._wake_r = self._wake_w = -1
-        if self._epoll is not None:
-            self._epoll.close()
+        self._wake_r = self._wake_w = self._data_wake_r = self._data_wake_w = -1
+        for epoll in (self._epoll, self._data_epoll):
+            if epoll is not None:
+                epoll.close()
         log.info("switch %s stopped", self.name)
 
     def install_signal_handlers(self) -> None:
@@ -226,20 +241,6 @@ class Switch:
                               "check that its directory exists and is writable") from error
         sock.listen(CONTROL_BACKLOG)
         return sock
-
-    def _bind_data_socket(self) -> socket.socket:
-        # Blocking: the data thread sleeps in recvfrom, so a frame costs one recvfrom and one
-        # sendto, with no poll in between. Sends use MSG_DONTWAIT so a full receiver drops.
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-        _grow_buffers(sock)
-        while True:
-            try:
-                sock.bind(proto.abstract_name(os.getpid(), int.from_bytes(os.urandom(3), "little")))
-                return sock
-            except OSError as error:
-                if error.errno != errno.EADDRINUSE:
-                    sock.close()
-                    raise
 
     def _attach_tap(self, device: str) -> None:
         from umlgui.host.tap import open_tap
@@ -292,12 +293,10 @@ class Switch:
         self._stopping = True
         if self._data_thread is None:
             return
-        # An empty datagram from an unbound socket wakes the blocked recvfrom.
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as waker:
-            try:
-                waker.sendto(b"", self._data.getsockname())
-            except OSError:
-                pass
+        try:
+            os.write(self._data_wake_w, b"\0")
+        except OSError:
+            pass
         self._data_thread.join(5.0)
         self._data_thread = None
 
@@ -331,60 +330,81 @@ class Switch:
     # ---- frames -------------------------------------------------------------------------
 
     def _data_loop(self) -> None:
-        """The data thread: receive every frame from UML ports and forward it.
+        """The data thread: receive every frame from the ports' data sockets and forward it.
 
-        Plain unicast between learned, unimpaired ports is handled inline (this loop is the
-        switch's throughput); everything else goes to _switch_frame. The management thread
-        only replaces the objects read here (dict entries, the ports tuple, flags), so no lock
-        is needed on this path.
+        It takes one frame from each ready socket, then asks epoll again without waiting:
+        round-robin fairness between ports, and no failing recv() (a Python exception costs
+        more than the epoll call). Plain unicast between learned, unimpaired ports is handled
+        inline (this loop is the switch's throughput); everything else goes to _switch_frame.
+        The main thread only replaces the objects read here (dict entries, the ports tuple,
+        flags), so no lock is needed on this path.
         """
-        recvfrom_into = self._data.recvfrom_into
-        sendto = self._sendto
+        poll = self._data_epoll.poll
+        ports = self._ports_by_data_fd
         buf = self._buf
         view = self._view
-        ports = self._ports_by_addr
         mac_port = self._mac_port
         mac_seen = self._mac_seen
         addresses = _ADDRESSES.unpack_from
         switch_frame = self._switch_frame
         dontwait = socket.MSG_DONTWAIT
         clock = time.monotonic
-        while True:
+        queue = self._queue
+        readable = select.EPOLLIN
+        while not self._stopping:
+            events = poll()
+            while events:
+                for fd, mask in events:
+                    port = ports.get(fd)
+                    if port is None:
+                        if self._stopping:
+                            return  # woken by _stop_data_thread
+                        continue  # a port removed meanwhile
+                    if mask != readable:
+                        self._on_data_event(port, mask)
+                        if not mask & readable:
+                            continue
+                    try:
+                        size = port.recv_into(buf, 0, dontwait)
+                    except OSError:
+                        continue  # the port was closed meanwhile
+                    if not port.fast or size < 14:
+                        switch_frame(port, view, size)
+                        continue
+                    destination, source = addresses(buf)
+                    target = mac_port.get(destination)
+                    if target is None or target is port or not target.fast or source[0] & 1:
+                        switch_frame(port, view, size)
+                        continue
+                    port.rx_packets += 1
+                    port.rx_bytes += size
+                    if mac_port.get(source) is not port:
+                        self._learn(source, port)
+                    mac_seen[source] = clock()
+                    if target.backlog:
+                        queue(target, view[:size])  # behind the frames already waiting
+                        continue
+                    try:
+                        target.send(view[:size], dontwait)
+                    except BlockingIOError:
+                        queue(target, view[:size])
+                        continue
+                    except OSError:
+                        target.tx_errors += 1
+                        continue
+                    target.tx_packets += 1
+                    target.tx_bytes += size
+                events = poll(0)
+
+    def _on_data_event(self, port: Port, mask: int) -> None:
+        if mask & select.EPOLLOUT:
+            self._send_backlog(port)
+        if mask & (select.EPOLLERR | select.EPOLLHUP):
+            # Nothing to read or send will clear it; stop watching rather than spin.
             try:
-                size, sender = recvfrom_into(buf)
-            except OSError as error:
-                if not self._stopping:
-                    log.error("data socket failed, no more frames: %s", error)
-                return
-            port = ports.get(sender)
-            if port is None:
-                if self._stopping:
-                    return
-                self.unknown_sender_frames += 1
-                continue
-            if not port.fast or size < 14:
-                switch_frame(port, view, size)
-                continue
-            destination, source = addresses(buf)
-            target = mac_port.get(destination)
-            if target is None or target is port or not target.fast or source[0] & 1:
-                switch_frame(port, view, size)
-                continue
-            port.rx_packets += 1
-            port.rx_bytes += size
-            if mac_port.get(source) is not port:
-                self._learn(source, port)
-            mac_seen[source] = clock()
-            try:
-                sendto(view[:size], dontwait, target.addr)
-            except BlockingIOError:
-                target.tx_dropped += 1
-                continue
-            except OSError:
-                target.tx_errors += 1
-                continue
-            target.tx_packets += 1
-            target.tx_bytes += size
+                self._data_epoll.unregister(port.sock.fileno())
+            except (OSError, ValueError):
+                pass
 
     def _on_tap(self, fd: int, mask: int) -> None:
         port = next((p for p in self._ports if p.fd == fd), None)
@@ -460,22 +480,83 @@ class Switch:
             self._transmit(port, frame, size)
 
     def _transmit(self, port: Port, frame, size: int) -> None:
+        if port.send is not None:
+            handed_over = self._send_to_card(port, frame, size)
+        else:
+            handed_over = self._write_to_tap(port, frame, size)
+        if handed_over and port.captured and not self._capture_all and self._capture is not None:
+            self._write_capture(frame)
+
+    def _send_to_card(self, port: Port, frame, size: int) -> bool:
+        """Send now, or queue behind frames already waiting; False if the frame was lost."""
+        if not port.backlog:
+            try:
+                port.send(frame, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return self._queue(port, frame)
+            except OSError:
+                port.tx_errors += 1
+                return False
+            port.tx_packets += 1
+            port.tx_bytes += size
+            return True
+        return self._queue(port, frame)
+
+    def _write_to_tap(self, port: Port, frame, size: int) -> bool:
         try:
-            if port.addr is not None:
-                self._sendto(frame, socket.MSG_DONTWAIT, port.addr)
-            else:
-                os.write(port.fd, frame)
+            os.write(port.fd, frame)
         except BlockingIOError:
-            # The receiver's queue is full; a real switch drops here too (uml_switch does).
-            port.tx_dropped += 1
-            return
+            port.tx_dropped += 1  # the tap's own queue is full: the host stack drops too
+            return False
         except OSError:
             port.tx_errors += 1
-            return
+            return False
         port.tx_packets += 1
         port.tx_bytes += size
-        if port.captured and not self._capture_all and self._capture is not None:
-            self._write_capture(frame)
+        return True
+
+    def _queue(self, port: Port, frame) -> bool:
+        """Hold a frame for a card whose receive queue is full (UML's holds 10 frames).
+
+        uml_switch drops it, which TCP pays for with a retransmit. A connected datagram socket
+        turns writable when its peer reads, so the data thread waits for EPOLLOUT and sends
+        the backlog then (_send_backlog). Beyond EGRESS_QUEUE frames the switch drops.
+        """
+        with port.backlog_lock:
+            if len(port.backlog) >= EGRESS_QUEUE:
+                port.tx_dropped += 1
+                return False
+            if not port.backlog:
+                self._want_writable(port, True)
+            port.backlog.append(bytes(frame))
+            port.tx_queued += 1
+            return True
+
+    def _send_backlog(self, port: Port) -> None:
+        """Send the frames a card could not take before, oldest first, while it takes them."""
+        with port.backlog_lock:
+            backlog = port.backlog
+            while backlog:
+                frame = backlog[0]
+                try:
+                    port.send(frame, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    return
+                except OSError:
+                    port.tx_errors += len(backlog)
+                    backlog.clear()
+                    break
+                backlog.popleft()
+                port.tx_packets += 1
+                port.tx_bytes += len(frame)
+            self._want_writable(port, False)
+
+    def _want_writable(self, port: Port, wanted: bool) -> None:
+        events = select.EPOLLIN | select.EPOLLOUT if wanted else select.EPOLLIN
+        try:
+            self._data_epoll.modify(port.sock.fileno(), events)
+        except (OSError, ValueError):
+            pass  # the port is being removed
 
     def _write_capture(self, frame) -> None:
         with self._capture_lock:
@@ -573,17 +654,24 @@ class Switch:
         if old is not None:
             self._remove_port(old, "replaced by a new connection with the same data socket")
         peer_pid = _peer_pid(conn) or proto.pid_from_name(name)
-        port = Port(self._free_port_number(), "daemon", addr=key, control=conn, peer_pid=peer_pid)
+        sock = _port_data_socket(name)
+        if sock is None:
+            conn.close()
+            return
+        port = Port(self._free_port_number(), "daemon", addr=key, sock=sock, control=conn,
+                    peer_pid=peer_pid)
         # Register before replying: the peer may send (and expect floods) as soon as it reads
         # the reply, and the data thread must know the port by then.
         self._ports = tuple(sorted((*self._ports, port), key=lambda p: p.number))
         self._ports_by_addr[key] = port
+        self._ports_by_data_fd[sock.fileno()] = port
+        self._data_epoll.register(sock.fileno(), select.EPOLLIN)
         self._control_conns[conn.fileno()] = port
         self._refresh_fast()
         try:
             conn.setblocking(True)
             conn.settimeout(1.0)
-            conn.sendall(proto.build_reply(self._data.getsockname()))
+            conn.sendall(proto.build_reply(sock.getsockname()))
             conn.setblocking(False)
         except OSError as error:
             log.warning("cannot answer control request: %s", error)
@@ -615,6 +703,13 @@ class Switch:
             self._control_conns.pop(port.control.fileno(), None)
             self._unwatch(port.control.fileno())
             port.control.close()
+        if port.sock is not None:
+            self._ports_by_data_fd.pop(port.sock.fileno(), None)
+            try:
+                self._data_epoll.unregister(port.sock.fileno())
+            except (OSError, ValueError):
+                pass
+            port.sock.close()
         if port.fd is not None:
             self._unwatch(port.fd)
             os.close(port.fd)
@@ -738,7 +833,7 @@ class Switch:
                 "control": str(self.control_path), "aging": self.aging,
                 "started": self.started, "ports": ports,
                 "macs": sorted(table, key=lambda entry: entry["mac"]),
-                "capture": capture, "unknown_sender_frames": self.unknown_sender_frames}
+                "capture": capture}
 
     def _op_set_port(self, request: dict) -> dict:
         port = self._port_by_number(request.get("port"))
@@ -851,6 +946,37 @@ def _address_key(name: bytes):
     return os.fsdecode(name.split(b"\0", 1)[0])
 
 
+def _port_data_socket(name: bytes) -> socket.socket | None:
+    """A port's data socket: bound to a fresh abstract name (padded like uml_switch's) and
+    connected to the card's data socket `name`; None (logged) when that socket is gone.
+
+    Being connected, it accepts frames from that card only, and the card's sends to it are not
+    held to max_dgram_qlen. Frames to the card leave through it too: UML reads them without
+    looking at the sender.
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    try:
+        _bind_unique_name(sock)
+        sock.connect(name if name[:1] == b"\0" else _address_key(name))
+    except OSError as error:
+        sock.close()
+        log.warning("a card asked to join with a data socket that cannot be reached (%s); refused",
+                    error.strerror)
+        return None
+    _grow_buffers(sock)
+    return sock
+
+
+def _bind_unique_name(sock: socket.socket) -> None:
+    while True:
+        try:
+            sock.bind(proto.abstract_name(os.getpid(), int.from_bytes(os.urandom(3), "little")))
+            return
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+
+
 def _peer_pid(conn: socket.socket) -> int | None:
     try:
         credentials = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
@@ -860,7 +986,7 @@ def _peer_pid(conn: socket.socket) -> int | None:
 
 
 def _grow_buffers(sock: socket.socket) -> None:
-    # Frames bound for all ports share this socket's send buffer; give it room for bursts.
+    # Room for bursts towards the card; a limit, not an allocation.
     for force, plain in ((getattr(socket, "SO_SNDBUFFORCE", 32), socket.SO_SNDBUF),
                          (getattr(socket, "SO_RCVBUFFORCE", 33), socket.SO_RCVBUF)):
         try:
