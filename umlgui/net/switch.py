@@ -74,7 +74,7 @@ IMPAIRMENT_LIMITS = {
 
 
 class Port:
-    """One switch port: a UML card on the data socket, or the host tap."""
+    """One switch port: a UML card (through a data socket of its own), or the host tap."""
 
     __slots__ = (
         "number", "kind", "addr", "sock", "send", "recv_into", "backlog", "backlog_lock", "fd",
