@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -55,6 +56,16 @@ def home(tmp_path, monkeypatch, template_cache) -> Path:
     yield home
     _kill_leftover_machines(runtime)
     shutil.rmtree(runtime, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _finish_gui_jobs():
+    """A GUI job still running when Python exits aborts the test run (QThread destroyed while
+    running); wait for it as the application does on quit."""
+    yield
+    jobs = sys.modules.get("umlgui.gui.jobs")
+    if jobs is not None:
+        jobs.finish_jobs()
 
 
 def _kill_leftover_machines(runtime: Path) -> None:

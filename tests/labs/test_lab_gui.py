@@ -11,14 +11,14 @@ import shutil
 
 import pytest
 from guest import GuestConsole
-from PySide6.QtCore import QPointF, Qt, QTimer
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication, QMenu, QMessageBox
+from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
+from PySide6.QtGui import QContextMenuEvent, QDragEnterEvent, QDropEvent, QWheelEvent
+from PySide6.QtWidgets import QApplication, QDialog, QInputDialog, QMenu, QMessageBox
 
 from umlgui.model import lab as labs
 from umlgui.net import client as switches
 from umlgui.widgets.topology import TopologyEditor
-from umlgui.widgets.topology.items import LinkItem
+from umlgui.widgets.topology.items import LinkItem, NodeItem
 from umlgui.worker import state as st
 
 pytestmark = pytest.mark.gui
@@ -101,6 +101,31 @@ def error_box(qtbot) -> QMessageBox:
     return boxes[0]
 
 
+def right_click(editor: TopologyEditor, name: str) -> dict[str, bool]:
+    """Right-click a node; return its context menu's entries (text -> enabled), then close it."""
+    seen: dict[str, bool] = {}
+
+    def read() -> None:
+        menu = QApplication.activePopupWidget()
+        if isinstance(menu, QMenu):
+            seen.update({a.text(): a.isEnabled() for a in menu.actions() if a.text()})
+            timer.stop()
+            menu.close()
+
+    timer = QTimer()
+    timer.timeout.connect(read)
+    timer.start(30)
+    where = editor.view.mapFromScene(editor.node_items[name].pos())
+    QApplication.sendEvent(editor.view.viewport(), QContextMenuEvent(
+        QContextMenuEvent.Reason.Mouse, where, editor.view.viewport().mapToGlobal(where)))
+    timer.stop()
+    return seen
+
+
+def selected_nodes(editor: TopologyEditor) -> set[str]:
+    return {item.name for item in editor.scene.selectedItems() if isinstance(item, NodeItem)}
+
+
 def saved() -> labs.Lab:
     return labs.load("drawn")
 
@@ -158,6 +183,55 @@ def test_draw_a_lab_with_palette_and_port_menus(editor, qtbot):
     assert editor.view.zoom() == 1.0
 
 
+def test_menus_double_click_wheel_zoom_rubber_band_and_f2(editor, qtbot):
+    editor.add_node(labs.MACHINE, "busybox", QPointF(-150, 0))
+    editor.add_node(labs.SWITCH, "", QPointF(150, 0))
+    draw_link(qtbot, editor, "pc1", "sw1", ["eth0", "1"])
+    viewport = editor.view.viewport()
+
+    machine_menu = right_click(editor, "pc1")
+    assert machine_menu["Boot"] and not machine_menu["Halt"] and not machine_menu["Console"]
+    assert machine_menu["Impair eth0…"] and not machine_menu["Capture eth0…"]  # nothing to capture yet
+    assert machine_menu["Properties…"]
+    assert "Capture pc1:eth0" in right_click(editor, "sw1")
+
+    # double-click on a stopped machine: its properties (on a running one: its console)
+    where = editor.view.mapFromScene(editor.node_items["pc1"].pos())
+    qtbot.mouseDClick(viewport, Qt.MouseButton.LeftButton, pos=where)
+    dialog = editor.findChild(QDialog, "topologyNodeDialog")
+    assert dialog is not None and dialog.isVisible()
+    dialog.reject()
+
+    QApplication.sendEvent(viewport, QWheelEvent(
+        QPointF(where), QPointF(viewport.mapToGlobal(where)), QPoint(), QPoint(0, 120),
+        Qt.MouseButton.NoButton, Qt.KeyboardModifier.ControlModifier, Qt.ScrollPhase.NoScrollPhase, False))
+    assert editor.view.zoom() > 1.0                                   # Ctrl+wheel zooms
+    editor.actions_by_name["fit"].trigger()
+    editor.view.set_zoom(1.0)
+    editor.view.centerOn(0, 0)
+
+    editor.scene.clearSelection()
+    corner, opposite = (editor.view.mapFromScene(QPointF(x, y)) for x, y in ((-260, -120), (260, 120)))
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=corner)
+    qtbot.mouseMove(viewport, opposite)
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=opposite)
+    assert selected_nodes(editor) == {"pc1", "sw1"}                   # rubber band
+
+    editor.scene.clearSelection()
+    editor.node_items["sw1"].setSelected(True)
+
+    def answer_rename() -> None:
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QInputDialog):
+            box.setTextValue("core")
+            box.accept()
+
+    QTimer.singleShot(200, answer_rename)
+    editor.view.setFocus()
+    qtbot.keyClick(editor.view, Qt.Key.Key_F2)
+    assert "core" in saved().nodes and saved().link_on_card("pc1", "eth0").network == "core"
+
+
 def test_machines_cannot_be_cabled_directly(editor, qtbot):
     editor.add_node(labs.MACHINE, "busybox", QPointF(0, 0))
     editor.add_node(labs.MACHINE, "busybox", QPointF(200, 0))
@@ -201,6 +275,13 @@ def test_boot_a_drawn_lab_and_see_it_run(editor, qtbot, tmp_path):
     console.send("ping -i 0.1 -c 100 10.0.5.2 >/dev/null &\n")
     qtbot.waitUntil(lambda: editor.link_items[("pc1", "eth0")].packets_per_second > 0, timeout=15000)
     assert editor.link_items[("pc2", "eth0")].impairment_text == "delay 5 ms"
+    running_menu = right_click(editor, "pc1")
+    assert not running_menu["Boot"] and running_menu["Halt"] and running_menu["Console"]
+    assert running_menu["Capture eth0…"]
+    with qtbot.waitSignal(editor.console_requested) as opened:        # double-click: the console
+        qtbot.mouseDClick(editor.view.viewport(), Qt.MouseButton.LeftButton,
+                          pos=editor.view.mapFromScene(editor.node_items["pc1"].pos()))
+    assert opened.args == ["drawn-pc1"]
 
     # a link drawn on the running lab is hot-plugged into pc2
     draw_link(qtbot, editor, "pc2", "hub1", ["eth1", "1"])

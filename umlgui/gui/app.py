@@ -13,6 +13,7 @@ def main(argv: list[str]) -> int:
     from PySide6.QtWidgets import QApplication
 
     from umlgui.gui.icons import app_icon
+    from umlgui.gui.jobs import finish_jobs
     from umlgui.gui.main_window import MainWindow
 
     if QApplication.instance() is None:
@@ -27,6 +28,7 @@ def main(argv: list[str]) -> int:
     app.setWindowIcon(app_icon())
     window = MainWindow()
     app.aboutToQuit.connect(window.controller.stop)    # however the app ends, stop polling first
+    app.aboutToQuit.connect(finish_jobs)
     window.show()
     # Ctrl+C in the launching terminal closes the window the normal way (asking about machines)
     signal.signal(signal.SIGINT, lambda *_: window.close())

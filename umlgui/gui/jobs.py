@@ -10,6 +10,7 @@ the work takes longer than `show_after_ms`, so quick jobs never flash a window.
 
 from __future__ import annotations
 
+import time
 import traceback
 from typing import Any, Callable
 
@@ -130,6 +131,19 @@ def run_job(parent: QWidget | None, title: str, work: Callable[[Progress], Any],
             cancellable: bool = True) -> AsyncJob:
     """Start `work(progress)` in a thread; see the module docstring."""
     return AsyncJob(parent, title, work, on_done, on_error, on_cancel, show_after_ms, cancellable).start()
+
+
+def finish_jobs(timeout_s: float = 30.0) -> None:
+    """Before the application ends: let running jobs finish, cancel those that take longer.
+
+    A QThread destroyed while it runs aborts the whole process, which could cut a disk merge
+    or a lab's halt in half; quitting waits instead.
+    """
+    deadline = time.monotonic() + timeout_s
+    for job in list(_running):
+        if not job.runner.wait(max(0, int((deadline - time.monotonic()) * 1000))):
+            job.runner.progress.cancel()
+            job.runner.wait()
 
 
 def error_text(exc: BaseException) -> tuple[str, str | None]:

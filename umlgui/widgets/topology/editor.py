@@ -531,6 +531,9 @@ class TopologyEditor(QWidget):
             menu.addAction("Halt", lambda: self.halt_nodes(selected)).setEnabled(live)
             menu.addAction("Console", lambda: self.console_requested.emit(self.lab.machine_name(name))) \
                 .setEnabled(live)
+            for link in self.lab.links_of(name):
+                menu.addSeparator()
+                self._add_link_actions(menu, link, f" {link.card}")
         else:
             for link in self.lab.links_of(name):
                 menu.addAction(f"Capture {link.machine}:{link.card}",
@@ -542,14 +545,19 @@ class TopologyEditor(QWidget):
         menu.addAction(self.actions_by_name["delete"])
 
     def _link_menu(self, menu: QMenu, key: tuple[str, str]) -> None:
-        link = self.lab.link_on_card(*key)
-        plugged = self.link_items[key].live
-        capture = menu.addAction("Capture…", lambda: self.capture(*key))
-        capture.setEnabled(plugged)
-        menu.addAction("Stop capture", lambda: self._stop_capture(link.network)).setEnabled(plugged)
-        menu.addAction("Impair…", lambda: self.impair(*key)).setEnabled(self.lab.nodes[link.network].has_ports)
+        self._add_link_actions(menu, self.lab.link_on_card(*key))
         menu.addSeparator()
         menu.addAction(self.actions_by_name["delete"])
+
+    def _add_link_actions(self, menu: QMenu, link: Link, card: str = "") -> None:
+        """Capture, Stop capture and Impair for one link (`card` names it in a machine's menu)."""
+        key = (link.machine, link.card)
+        item = self.link_items.get(key)
+        plugged = item is not None and item.live
+        menu.addAction(f"Capture{card}…", lambda: self.capture(*key)).setEnabled(plugged)
+        menu.addAction(f"Stop capture{card}", lambda: self._stop_capture(link.network)).setEnabled(plugged)
+        menu.addAction(f"Impair{card}…", lambda: self.impair(*key)).setEnabled(
+            self.lab.nodes[link.network].has_ports)
 
     def impair(self, machine: str, card: str) -> None:
         link = self.lab.link_on_card(machine, card)
