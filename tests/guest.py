@@ -57,6 +57,17 @@ class GuestConsole:
         self.sock.close()
 
 
+def diagnostics(name: str, lines: int = 25) -> str:
+    """The machine's state and the tails of its logs, for an assertion message."""
+    from umlgui import paths
+
+    parts = [f"{name}: {client.machine_state(name)}"]
+    for log in sorted(paths.logs_dir(name).glob("*.log")):
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        parts.append(f"--- {log.name} (last {len(tail)} lines)\n" + "\n".join(tail))
+    return "\n".join(parts)
+
+
 def wait_for_state(name: str, wanted: str, timeout: float = 30.0):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -64,4 +75,4 @@ def wait_for_state(name: str, wanted: str, timeout: float = 30.0):
         if state.state == wanted:
             return state
         time.sleep(0.1)
-    raise AssertionError(f"{name} is {client.machine_state(name).state}, expected {wanted}")
+    raise AssertionError(f"expected {name} to be {wanted}\n{diagnostics(name)}")

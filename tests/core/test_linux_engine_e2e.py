@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from guest import GuestConsole, wait_for_state
+from guest import GuestConsole, diagnostics, wait_for_state
 from umlgui.errors import UmlguiError
 from umlgui.model import library
 from umlgui.worker import client
@@ -92,7 +92,7 @@ def test_fresh_process_reattaches_with_scrollback(home):
               "print('replayed' if b'Linux version 6.1' in data and b'marker-42' in data else 'missing')\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30,
                          env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2])))
-    assert out.stdout.split() == ["running", "replayed"], out.stderr
+    assert out.stdout.split() == ["running", "replayed"], f"{out.stderr}\n{diagnostics('vm3')}"
     client.kill("vm3")
 
 

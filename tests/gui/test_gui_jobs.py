@@ -59,3 +59,18 @@ def test_quitting_cancels_a_job_that_outlasts_the_wait(qtbot):
     finish_jobs(timeout_s=0.3)
     assert 0.3 <= time.monotonic() - started < 3 and stages
     qtbot.waitUntil(lambda: cancelled == [True], timeout=5000)
+
+
+def test_a_job_outliving_its_window_ends_quietly(qtbot):
+    import shiboken6
+    from PySide6.QtCore import QCoreApplication
+    from PySide6.QtWidgets import QWidget
+
+    window = QWidget()
+    done = []
+    run_job(window, "Halting", lambda progress: (time.sleep(0.2), done.append(True)))
+    finish_jobs(timeout_s=10)
+    QCoreApplication.sendPostedEvents()   # the job's thread has finished; its clean-up is due
+    shiboken6.delete(window)              # the window (and the job's QObject) go first
+    qtbot.wait(50)                        # pytest-qt fails the test on any exception here
+    assert done == [True]

@@ -119,11 +119,12 @@ class AsyncJob(QObject):
         QTimer.singleShot(0, self._release)
 
     def _release(self) -> None:
+        _running.discard(self)
         if shiboken6.isValid(self.dialog):     # the parent (and so the dialog) may be gone
             self.dialog.close()
             self.dialog.deleteLater()
-        _running.discard(self)
-        self.finished.emit()
+        if shiboken6.isValid(self):            # ... and this job with it
+            self.finished.emit()
 
 
 def run_job(parent: QWidget | None, title: str, work: Callable[[Progress], Any], on_done=None,

@@ -480,32 +480,23 @@ class Switch:
             self._transmit(port, frame, size)
 
     def _transmit(self, port: Port, frame, size: int) -> None:
-        if port.send is not None:
-            handed_over = self._send_to_card(port, frame, size)
+        if port.backlog:  # behind the frames already waiting (only card ports have them)
+            handed_over = self._queue(port, frame)
         else:
-            handed_over = self._write_to_tap(port, frame, size)
+            handed_over = self._send_now(port, frame, size)
         if handed_over and port.captured and not self._capture_all and self._capture is not None:
             self._write_capture(frame)
 
-    def _send_to_card(self, port: Port, frame, size: int) -> bool:
-        """Send now, or queue behind frames already waiting; False if the frame was lost."""
-        if not port.backlog:
-            try:
-                port.send(frame, socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                return self._queue(port, frame)
-            except OSError:
-                port.tx_errors += 1
-                return False
-            port.tx_packets += 1
-            port.tx_bytes += size
-            return True
-        return self._queue(port, frame)
-
-    def _write_to_tap(self, port: Port, frame, size: int) -> bool:
+    def _send_now(self, port: Port, frame, size: int) -> bool:
+        """Send through the card's socket or write to the tap; False if the frame was lost."""
         try:
-            os.write(port.fd, frame)
+            if port.send is not None:
+                port.send(frame, socket.MSG_DONTWAIT)
+            else:
+                os.write(port.fd, frame)
         except BlockingIOError:
+            if port.send is not None:
+                return self._queue(port, frame)  # the card's receive queue is full
             port.tx_dropped += 1  # the tap's own queue is full: the host stack drops too
             return False
         except OSError:
