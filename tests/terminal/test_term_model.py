@@ -179,3 +179,11 @@ def test_telnet_negotiation_is_stripped_and_answered():
     assert reply.startswith(bytes([IAC, DO, 1]))
     assert telnet.resize(120, 40) == bytes([IAC, SB, NAWS, 0, 120, 0, 40, IAC, SE])
     assert TelnetFilter.encode(b"ls\r") == b"ls\r\x00"
+
+
+def test_mouse_reports_beyond_column_223_need_the_sgr_encoding():
+    from umlgui.terminal.mouse import LEFT, encode_mouse
+
+    assert encode_mouse(LEFT, 221, 0) == b"\x1b[M \xfe!"
+    assert encode_mouse(LEFT, 300, 0) == b""                        # the old encoding cannot say it
+    assert encode_mouse(LEFT, 300, 0, sgr=True) == b"\x1b[<0;301;1M"

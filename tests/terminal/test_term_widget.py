@@ -2,14 +2,15 @@
 settings, status line and flow of output."""
 
 import socket
+import sys
 import time
 
 import pytest
-from PySide6.QtCore import QPoint, QSettings, Qt
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QMainWindow
+from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
+from PySide6.QtGui import QAction, QContextMenuEvent, QGuiApplication, QKeySequence, QWheelEvent
+from PySide6.QtWidgets import QApplication, QMainWindow
 
-from umlgui.terminal.transport import SocketTransport
+from umlgui.terminal.transport import PtyTransport, SocketTransport
 from umlgui.terminal.widget import TerminalWidget
 
 K = Qt.Key
@@ -322,3 +323,111 @@ def test_rendering_covers_colours_and_cursor_shapes(qtbot, terminal):
     background = terminal._color("default", False)
     assert image.pixelColor(1, image.height() - 2) != terminal._color("red", True)
     assert background.isValid()
+
+
+# ---- mouse reporting: what htop, mc, vim (`set mouse=a`) and tmux in a guest receive --------
+
+def cell_point(terminal, column: int, row: int) -> QPoint:
+    return QPoint(int(terminal.cell_width * (column + 0.5)), int(terminal.cell_height * (row + 0.5)))
+
+
+def program_asks_for_mouse(terminal, modes: bytes = b"\x1b[?1000h\x1b[?1006h") -> None:
+    terminal.feed(modes)
+    terminal.flush()
+
+
+def wheel_event(terminal, where: QPoint, modifiers=M.NoModifier) -> QWheelEvent:
+    return QWheelEvent(QPointF(where), QPointF(terminal.mapToGlobal(where)), QPoint(), QPoint(0, 120),
+                       Qt.MouseButton.NoButton, modifiers, Qt.ScrollPhase.NoScrollPhase, False)
+
+
+def test_a_program_that_asks_for_the_mouse_gets_clicks_not_a_selection(qtbot, wired):
+    terminal, peer, _ = wired
+    terminal.feed(b"abcdef\r\n")
+    program_asks_for_mouse(terminal)
+    qtbot.mouseClick(terminal, Qt.MouseButton.LeftButton, pos=cell_point(terminal, 5, 2))
+    assert peer.read(qtbot, 20) == b"\x1b[<0;6;3M\x1b[<0;6;3m"
+    qtbot.mouseClick(terminal, Qt.MouseButton.RightButton, M.ControlModifier, pos=cell_point(terminal, 0, 0))
+    assert peer.read(qtbot, 20) == b"\x1b[<18;1;1M\x1b[<18;1;1m"    # right button (2) + Ctrl (16)
+    QApplication.sendEvent(terminal, wheel_event(terminal, cell_point(terminal, 3, 1)))
+    assert peer.read(qtbot, 10) == b"\x1b[<64;4;2M"                 # wheel up
+    assert terminal.model.selected_text() == ""
+
+
+def test_shift_keeps_the_mouse_for_selection_and_the_menu(qtbot, wired, monkeypatch):
+    terminal, peer, _ = wired
+    terminal.feed(b"abcdef\r\n")
+    program_asks_for_mouse(terminal)
+    start, end = cell_point(terminal, 1, 0), cell_point(terminal, 3, 0)
+    qtbot.mousePress(terminal, Qt.MouseButton.LeftButton, M.ShiftModifier, pos=start)
+    qtbot.mouseMove(terminal, end)
+    qtbot.mouseRelease(terminal, Qt.MouseButton.LeftButton, M.ShiftModifier, pos=end)
+    assert terminal.model.selected_text() == "bcd"
+    assert peer.read(qtbot, 1, timeout=0.3) == b""
+
+    menus = []
+    monkeypatch.setattr(terminal, "build_context_menu", lambda: menus.append(1) or _ClosedMenu())
+    right_click = QContextMenuEvent(QContextMenuEvent.Reason.Mouse, start, terminal.mapToGlobal(start))
+    QApplication.sendEvent(terminal, right_click)
+    assert menus == []                                          # the right button is the program's
+    QApplication.sendEvent(terminal, QContextMenuEvent(
+        QContextMenuEvent.Reason.Mouse, start, terminal.mapToGlobal(start), M.ShiftModifier))
+    assert menus == [1]
+
+
+class _ClosedMenu:
+    def exec(self, *args):
+        return None
+
+    def deleteLater(self):
+        pass
+
+
+def test_old_encoding_x10_and_letting_go_of_the_mouse(qtbot, wired):
+    terminal, peer, _ = wired
+    terminal.feed(b"abcdef\r\n")
+    program_asks_for_mouse(terminal, b"\x1b[?1000h")              # CSI M, values + 32
+    qtbot.mouseClick(terminal, Qt.MouseButton.LeftButton, pos=cell_point(terminal, 5, 2))
+    assert peer.read(qtbot, 12) == b"\x1b[M &#" + b"\x1b[M#&#"     # press, then release (3)
+    program_asks_for_mouse(terminal, b"\x1b[?1000l\x1b[?9h")      # X10: presses only
+    qtbot.mouseClick(terminal, Qt.MouseButton.MiddleButton, M.ControlModifier, pos=cell_point(terminal, 0, 0))
+    assert peer.read(qtbot, 6) == b"\x1b[M!!!"                     # no modifiers in X10
+    program_asks_for_mouse(terminal, b"\x1b[?9l")
+    start, end = cell_point(terminal, 1, 0), cell_point(terminal, 3, 0)
+    qtbot.mousePress(terminal, Qt.MouseButton.LeftButton, pos=start)
+    qtbot.mouseMove(terminal, end)
+    qtbot.mouseRelease(terminal, Qt.MouseButton.LeftButton, pos=end)
+    assert terminal.model.selected_text() == "bcd"                 # the mouse selects again
+
+
+def test_drag_and_motion_reports(qtbot, wired):
+    terminal, peer, _ = wired
+    program_asks_for_mouse(terminal, b"\x1b[?1002h\x1b[?1006h")
+    qtbot.mousePress(terminal, Qt.MouseButton.LeftButton, pos=cell_point(terminal, 1, 1))
+    qtbot.mouseMove(terminal, cell_point(terminal, 1, 1))          # same cell: nothing new
+    qtbot.mouseMove(terminal, cell_point(terminal, 4, 1))
+    qtbot.mouseRelease(terminal, Qt.MouseButton.LeftButton, pos=cell_point(terminal, 4, 1))
+    assert peer.read(qtbot, 30) == b"\x1b[<0;2;2M\x1b[<32;5;2M\x1b[<0;5;2m"
+    qtbot.mouseMove(terminal, cell_point(terminal, 6, 3))          # no button: not in 1002
+    assert peer.read(qtbot, 1, timeout=0.3) == b""
+    program_asks_for_mouse(terminal, b"\x1b[?1003h")
+    qtbot.mouseMove(terminal, cell_point(terminal, 7, 3))
+    assert peer.read(qtbot, 11) == b"\x1b[<35;8;4M"                # motion (32) + no button (3)
+
+
+def test_a_program_on_a_pty_reads_the_click(qtbot, terminal):
+    script = ("import os, sys, tty\n"
+              "tty.setraw(0)\n"
+              "os.write(1, b'\\x1b[?1000h\\x1b[?1006hready\\r\\n')\n"
+              "data = b''\n"
+              "while not data.endswith(b'm'):\n"
+              "    data += os.read(0, 64)\n"
+              "os.write(1, b'\\x1b[?1000l\\x1b[?1006lgot ' + repr(data).encode() + b'\\r\\n')\n")
+    transport = PtyTransport([sys.executable, "-c", script], columns=terminal.model.columns,
+                             lines=terminal.model.lines)
+    terminal.set_transport(transport)
+    qtbot.waitUntil(lambda: "ready" in terminal.model.display()[0], timeout=5000)
+    qtbot.mouseClick(terminal, Qt.MouseButton.LeftButton, pos=cell_point(terminal, 9, 4))
+    expected = r"got b'\x1b[<0;10;5M\x1b[<0;10;5m'"                # cell (9, 4), 1-based
+    qtbot.waitUntil(lambda: terminal.model.display()[1].startswith(expected), timeout=5000)
+    transport.close()

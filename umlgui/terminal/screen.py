@@ -35,7 +35,11 @@ ATT610_BLINK = 12 << 5      # cursor blink
 ALT_SCREEN_47 = 47 << 5
 ALT_SCREEN_1047 = 1047 << 5
 ALT_SCREEN_1049 = 1049 << 5
-MOUSE_X10 = 1000 << 5
+MOUSE_X10 = 9 << 5              # mouse reporting: presses only
+MOUSE_NORMAL = 1000 << 5        # presses and releases
+MOUSE_BUTTON_EVENT = 1002 << 5  # ... and motion while a button is held
+MOUSE_ANY_EVENT = 1003 << 5     # ... and every motion
+MOUSE_SGR = 1006 << 5           # reports as CSI < b;x;y M/m (see umlgui.terminal.mouse)
 BRACKETED_PASTE = 2004 << 5
 
 _ALT_MODES = (ALT_SCREEN_47, ALT_SCREEN_1047, ALT_SCREEN_1049)
@@ -207,6 +211,21 @@ class TerminalScreen(pyte.Screen):
     @property
     def bracketed_paste(self) -> bool:
         return BRACKETED_PASTE in self.mode
+
+    @property
+    def mouse_tracking(self) -> str | None:
+        """What the program asked to hear of the mouse: "any" motion, "drag" (motion with a
+        button held), "click" (presses and releases), "press" (X10), or None."""
+        mode = self.mode
+        for flag, tracking in ((MOUSE_ANY_EVENT, "any"), (MOUSE_BUTTON_EVENT, "drag"),
+                               (MOUSE_NORMAL, "click"), (MOUSE_X10, "press")):
+            if flag in mode:
+                return tracking
+        return None
+
+    @property
+    def mouse_sgr(self) -> bool:
+        return MOUSE_SGR in self.mode
 
     def set_scrollback_limit(self, lines: int) -> None:
         """Change how many lines the scrollback keeps, dropping the oldest if needed."""

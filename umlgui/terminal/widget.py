@@ -23,6 +23,7 @@ from PySide6.QtGui import (QAction, QColor, QFont, QFontDatabase, QFontMetricsF,
 from PySide6.QtWidgets import (QApplication, QCheckBox, QFileDialog, QHBoxLayout, QLineEdit,
                                QMenu, QScrollBar, QToolButton, QWidget)
 
+from . import mouse
 from .keys import WIDGET_KEYS, WINDOW_KEYS, combo_of, encode_key
 from .model import DEFAULT_SCROLLBACK, Point, TerminalModel
 from .schemes import DEFAULT_SCHEME, SCHEMES, color_for
@@ -126,6 +127,7 @@ class TerminalWidget(QWidget):
         self._flash = False
         self._cursor_visible_phase = True
         self._press_point: Point | None = None
+        self._last_mouse_cell: tuple[int, int] | None = None
         self._last_double_click = 0.0
         self._redraw_all = True
         self._color_cache: dict[tuple[str, bool], QColor] = {}
@@ -150,6 +152,7 @@ class TerminalWidget(QWidget):
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self.setAttribute(Qt.WidgetAttribute.WA_InputMethodEnabled)
         self.setCursor(Qt.CursorShape.IBeamCursor)
+        self.setMouseTracking(True)      # mode 1003 reports motion with no button held
         self._apply_font()
         self._update_scrollbar()
 
@@ -724,7 +727,35 @@ class TerminalWidget(QWidget):
 
     # ---- mouse -----------------------------------------------------------------------
 
+    def _mouse_is_the_programs(self, event) -> bool:
+        """Whether a program asked for the mouse (xterm mouse tracking). Shift, or a view
+        scrolled back into history, keeps it for selection, paste and the menu, as in xterm."""
+        return (self.model.screen.mouse_tracking is not None and not self._scroll_offset
+                and not event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+
+    def _report_mouse(self, event, button: int, *, pressed: bool = True, motion: bool = False) -> None:
+        """Send the program a report of `event` in the encoding and detail it asked for."""
+        screen = self.model.screen
+        tracking = screen.mouse_tracking
+        position = event.position()
+        cell = (_clamp(int(position.x() // self.cell_width), 0, self.model.columns - 1),
+                _clamp(int(position.y() // self.cell_height), 0, self.model.lines - 1))
+        if motion and (tracking not in ("drag", "any") or cell == self._last_mouse_cell
+                       or (tracking == "drag" and button == mouse.NO_BUTTON)):
+            return
+        if not pressed and tracking == "press":
+            return
+        self._last_mouse_cell = cell
+        modifiers = 0 if tracking == "press" else _mouse_modifiers(event.modifiers())
+        self._write(mouse.encode_mouse(button, *cell, pressed=pressed, motion=motion,
+                                       modifiers=modifiers, sgr=screen.mouse_sgr))
+
     def mousePressEvent(self, event) -> None:
+        button = _MOUSE_BUTTONS.get(event.button())
+        if button is not None and self._mouse_is_the_programs(event):
+            self._report_mouse(event, button)
+            event.accept()
+            return
         position = event.position()
         if event.button() == Qt.MouseButton.LeftButton:
             point = self.point_at(position.x(), position.y())
@@ -741,6 +772,9 @@ class TerminalWidget(QWidget):
         event.accept()
 
     def mouseDoubleClickEvent(self, event) -> None:
+        if self._mouse_is_the_programs(event):
+            self.mousePressEvent(event)    # a program sees a second press, as from xterm
+            return
         if event.button() == Qt.MouseButton.LeftButton:
             position = event.position()
             self.model.select_word(self.point_at(position.x(), position.y()))
@@ -751,6 +785,13 @@ class TerminalWidget(QWidget):
         event.accept()
 
     def mouseMoveEvent(self, event) -> None:
+        # a selection begun with Shift goes on when Shift is let go, as in xterm
+        if self._press_point is None and self._mouse_is_the_programs(event):
+            held = next((code for qt_button, code in _MOUSE_BUTTONS.items()
+                         if event.buttons() & qt_button), mouse.NO_BUTTON)
+            self._report_mouse(event, held, motion=True)
+            event.accept()
+            return
         if self._press_point is not None and event.buttons() & Qt.MouseButton.LeftButton:
             position = event.position()
             if position.y() < 0:
@@ -762,6 +803,11 @@ class TerminalWidget(QWidget):
         event.accept()
 
     def mouseReleaseEvent(self, event) -> None:
+        button = _MOUSE_BUTTONS.get(event.button())
+        if button is not None and self._press_point is None and self._mouse_is_the_programs(event):
+            self._report_mouse(event, button, pressed=False)
+            event.accept()
+            return
         if event.button() == Qt.MouseButton.LeftButton:
             self._press_point = None
             self._publish_selection()
@@ -772,7 +818,11 @@ class TerminalWidget(QWidget):
         if not steps:
             return
         screen = self.model.screen
-        if screen.alt_screen_active and not self._scroll_offset:
+        if self._mouse_is_the_programs(event):
+            wheel = mouse.WHEEL_UP if steps > 0 else mouse.WHEEL_DOWN
+            for _ in range(max(1, int(abs(steps)))):
+                self._report_mouse(event, wheel)
+        elif screen.alt_screen_active and not self._scroll_offset:
             # Full-screen programs (less, vim, man) scroll with the wheel: send arrows (xterm).
             key = Qt.Key.Key_Up if steps > 0 else Qt.Key.Key_Down
             arrow = encode_key(key, Qt.KeyboardModifier.NoModifier, "",
@@ -825,6 +875,9 @@ class TerminalWidget(QWidget):
         return menu
 
     def contextMenuEvent(self, event) -> None:
+        if event.reason() == event.Reason.Mouse and self._mouse_is_the_programs(event):
+            event.accept()                 # the right button went to the program
+            return
         menu = self.build_context_menu()
         menu.exec(event.globalPos())
         menu.deleteLater()
@@ -834,6 +887,19 @@ class TerminalWidget(QWidget):
                                               "Text files (*.txt);;All files (*)")
         if path:
             self.save_output(path)
+
+
+_MOUSE_BUTTONS = {Qt.MouseButton.LeftButton: mouse.LEFT, Qt.MouseButton.MiddleButton: mouse.MIDDLE,
+                  Qt.MouseButton.RightButton: mouse.RIGHT}
+
+
+def _mouse_modifiers(modifiers) -> int:
+    code = 0
+    if modifiers & Qt.KeyboardModifier.AltModifier:
+        code |= mouse.ALT
+    if modifiers & Qt.KeyboardModifier.ControlModifier:
+        code |= mouse.CTRL
+    return code
 
 
 def _clamp(value: int, low: int, high: int) -> int:
