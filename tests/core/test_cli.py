@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from guest import diagnostics
 
 from umlgui.cli import main
 
@@ -106,7 +107,7 @@ def test_boot_wait_console_and_halt_from_the_shell(home):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     listing = umlgui("list").stdout
-    assert "running" in listing
+    assert "running" in listing, diagnostics("vm")
     assert umlgui("halt", "vm", "--wait").returncode == 0
     assert "exit 0" in umlgui("list").stdout
 

@@ -13,6 +13,7 @@ import pytest
 
 from guest import GuestConsole, diagnostics, wait_for_state
 from umlgui.errors import UmlguiError
+from umlgui.host.process import is_alive
 from umlgui.model import library
 from umlgui.worker import client
 
@@ -177,3 +178,20 @@ def test_tt_engine_machine_through_the_same_worker(home):
     assert state.boots == 2
     client.halt("tt1")
     assert wait_for_state("tt1", "halted").exit_code == 0
+
+
+def test_clients_leaving_during_output_do_not_take_the_worker_down(home):
+    # A client that closes while output flows is dropped by the output flush and then seen
+    # at EOF in the same round of events; the worker once died there, leaving the kernel
+    # unmanaged ("crashed").
+    console = boot("vm4")
+    console.login()
+    console.send("while true; do echo flood-flood-flood-flood-flood; done\n")
+    for _ in range(60):
+        sock = client.attach("vm4", replay=False)
+        sock.recv(4096)
+        sock.close()
+    state = client.status("vm4")
+    assert state.state == "running" and is_alive(state.worker_pid), diagnostics("vm4")
+    console.close()
+    client.kill("vm4")

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 
 from umlgui import paths
@@ -140,9 +141,19 @@ class Worker:
         while self.process is not None:
             timeout = self._next_timeout()
             for key, _ in self.selector.select(timeout):
-                key.data()
+                self._handle(key.data)
             self._run_due_actions()
         return 0
+
+    def _handle(self, handler) -> None:
+        # The worker is the only thing that owns the kernel: a failing handler is a bug to
+        # log, never a reason to die and leave the machine unmanaged.
+        try:
+            handler()
+        except Exception:
+            print(f"{time.ctime()}: an event handler failed; carrying on", flush=True)
+            traceback.print_exc()
+            sys.stderr.flush()
 
     def _next_timeout(self) -> float:
         timeout = 1.0
@@ -369,6 +380,8 @@ class Worker:
         return self.consoles[name]
 
     def on_client_input(self, console: Console, client: ConsoleClient) -> None:
+        if client not in console.clients:
+            return  # dropped earlier in the same round of events (its output flush failed)
         try:
             data = client.sock.recv(65536)
         except BlockingIOError:
@@ -376,8 +389,7 @@ class Worker:
         except OSError:
             data = b""
         if not data:
-            self.selector.unregister(client.sock)
-            console.drop(client)
+            self._drop_client(console, client)
             return
         console.write_guest_input(data)
 
