@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import struct
 import time
 
@@ -9,6 +10,7 @@ import pytest
 from net_support import BROADCAST, mac
 
 from umlgui.errors import ConfigError, StateError, UmlguiError
+from umlgui.net.cli import format_status
 from umlgui.net.pcap import LINKTYPE_ETHERNET, PcapWriter, read_pcap
 
 
@@ -119,3 +121,45 @@ def test_capture_errors(switch_factory, peers, tmp_path):
     with pytest.raises(StateError, match="already capturing"):
         client.capture_start(tmp_path / "second.pcap")
     client.capture_stop()
+
+
+def test_a_full_disk_leaves_whole_records_only(small_disk):
+    path = small_disk / "full.pcap"
+    writer = PcapWriter(path)
+    written = 0
+    with pytest.raises(OSError) as error:
+        while True:
+            writer.write(b"\x5a" * 1000)
+            written += 1
+    assert error.value.errno == errno.ENOSPC
+    records = read_pcap(path).records
+    assert len(records) == written == writer.frames > 0
+    assert path.stat().st_size == 24 + written * (16 + 1000)   # no torn record at the end
+    writer.close()
+
+
+def test_a_capture_file_that_cannot_be_written_is_refused():
+    with pytest.raises(UmlguiError, match="cannot create capture file /dev/full") as error:
+        PcapWriter("/dev/full")
+    assert "free space" in error.value.fix
+
+
+def test_a_capture_filling_the_disk_stops_with_a_message_and_switching_goes_on(
+        switch_factory, peers, small_disk):
+    handle = switch_factory()
+    a, b = peers(handle, mac(1)), peers(handle, mac(2))
+    client = handle.client()
+    file = small_disk / "lan.pcap"
+    client.capture_start(str(file))
+    payload = b"\x5a" * 1000
+    for _ in range(100):        # ~100 KB through a 64 KiB disk
+        sent = a.send_to(BROADCAST, payload)
+        assert b.recv() == sent  # every frame still reaches b
+    status = client.status()
+    assert status["capture"] is None
+    failure = status["capture_failure"]
+    assert f"the capture to {file} stopped after" in failure["error"]
+    assert "No space left on device" in failure["error"] and "free space" in failure["fix"]
+    saved = int(failure["error"].split("stopped after ")[1].split()[0])
+    assert len(read_pcap(file).records) == saved > 0
+    assert "stopped after" in format_status(status)

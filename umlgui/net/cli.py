@@ -18,6 +18,7 @@ import argparse
 import json
 import signal
 import sys
+import time
 
 from umlgui.net.client import (SwitchClient, control_path, list_switches, mgmt_path_for,
                                start_switch, stop_switch)
@@ -122,6 +123,9 @@ def format_status(status: dict) -> str:
         capture = status["capture"]
         lines.append(f"  capturing {'port ' + str(capture['port']) if capture['port'] else 'all ports'}"
                      f" to {capture['file']} ({capture['frames']} frames)")
+    elif status.get("capture_failure"):
+        failure = status["capture_failure"]
+        lines.append(f"  {failure['error']} (fix: {failure['fix']})")
     return "\n".join(lines)
 
 
@@ -142,10 +146,17 @@ def _capture_until_interrupted(client: SwitchClient, args, out) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop the capture on TERM too
     try:
         while True:
-            signal.pause()
+            time.sleep(1.0)
+            status = client.status()
+            if status["capture"] is None:  # ended by itself (a full disk) or stopped elsewhere
+                failure = status.get("capture_failure")
+                if failure:
+                    print(f"error: {failure['error']}\n  fix: {failure['fix']}", file=sys.stderr)
+                    return 1
+                print(f"the capture to {reply['file']} was stopped elsewhere", file=out)
+                return 0
     except KeyboardInterrupt:
         pass
-    finally:
-        stopped = client.capture_stop()
-        print(f"{stopped['frames']} frames written to {stopped['file']}", file=out)
+    stopped = client.capture_stop()
+    print(f"{stopped['frames']} frames written to {stopped['file']}", file=out)
     return 0

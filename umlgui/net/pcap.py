@@ -8,6 +8,7 @@ the magic.
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 import time
@@ -28,7 +29,11 @@ RECORD_HEADER = struct.Struct("=" + _RECORD)
 
 
 class PcapWriter:
-    """Appends frames to a new pcap file, flushing each one so a live reader sees it at once."""
+    """Appends frames to a new pcap file, one write(2) per frame so a live reader sees it at once.
+
+    A frame is written whole or not at all: when the disk fills up, the partial record is cut
+    off again and `write` raises OSError, leaving a file every reader opens.
+    """
 
     def __init__(self, path: str | os.PathLike, snaplen: int = DEFAULT_SNAPLEN,
                  linktype: int = LINKTYPE_ETHERNET):
@@ -36,12 +41,14 @@ class PcapWriter:
         self.snaplen = snaplen
         self.frames = 0
         try:
-            self._file = open(self.path, "wb")
+            self._file = open(self.path, "wb", buffering=0)
+            self._append(GLOBAL_HEADER.pack(MAGIC_MICROSECONDS, 2, 4, 0, 0, snaplen, linktype))
         except OSError as error:
+            if hasattr(self, "_file"):
+                self._file.close()
             raise UmlguiError(f"cannot create capture file {self.path}: {error.strerror}",
-                              "choose a file in a directory the switch's user may write to") from error
-        self._file.write(GLOBAL_HEADER.pack(MAGIC_MICROSECONDS, 2, 4, 0, 0, snaplen, linktype))
-        self._file.flush()
+                              "choose a file in a directory the switch's user may write to, "
+                              "on a disk with free space") from error
 
     def write(self, frame, timestamp: float | None = None) -> None:
         """Append one frame (bytes or any buffer) captured at `timestamp` (default: now)."""
@@ -51,11 +58,21 @@ class PcapWriter:
         micros = int((timestamp - seconds) * 1_000_000)
         length = len(frame)
         captured = min(length, self.snaplen)
-        self._file.write(RECORD_HEADER.pack(seconds, micros, captured, length))
-        self._file.write(frame if captured == length else frame[:captured])
-        # One write(2) per frame through the buffer: header and data land together.
-        self._file.flush()
+        self._append(RECORD_HEADER.pack(seconds, micros, captured, length) + bytes(frame[:captured]))
         self.frames += 1
+
+    def _append(self, record: bytes) -> None:
+        start = self._file.tell()
+        try:
+            written = self._file.write(record)
+        except OSError:
+            os.ftruncate(self._file.fileno(), start)
+            self._file.seek(start)
+            raise
+        if written != len(record):  # a short write: the disk filled up mid-record
+            os.ftruncate(self._file.fileno(), start)
+            self._file.seek(start)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     def close(self) -> None:
         self._file.close()

@@ -153,6 +153,7 @@ class Switch:
         self._capture: PcapWriter | None = None
         self._capture_all = False
         self._capture_port: int | None = None
+        self._capture_failure: dict | None = None  # why the last capture ended by itself
         self._now = time.monotonic()
         self._next_sweep = self._now
         self._stopping = False
@@ -551,8 +552,21 @@ class Switch:
 
     def _write_capture(self, frame) -> None:
         with self._capture_lock:
-            if self._capture is not None:
-                self._capture.write(frame)
+            capture = self._capture
+            if capture is None:
+                return
+            try:
+                capture.write(frame)
+                return
+            except OSError as error:
+                failure = error
+        # The frame itself is still forwarded; only the capture ends, with a message saying why.
+        self._capture_failure = {
+            "error": f"the capture to {capture.path} stopped after {capture.frames} frames: "
+                     f"{failure.strerror or failure}",
+            "fix": f"free space on the disk holding {capture.path.parent} and start the capture again"}
+        log.warning("%s", self._capture_failure["error"])
+        self._stop_capture()
 
     def _impair(self, port: Port, frame, size: int) -> None:
         """Loss, duplication and delay for one frame leaving through `port`."""
@@ -824,7 +838,7 @@ class Switch:
                 "control": str(self.control_path), "aging": self.aging,
                 "started": self.started, "ports": ports,
                 "macs": sorted(table, key=lambda entry: entry["mac"]),
-                "capture": capture}
+                "capture": capture, "capture_failure": self._capture_failure}
 
     def _op_set_port(self, request: dict) -> dict:
         port = self._port_by_number(request.get("port"))
@@ -873,6 +887,7 @@ class Switch:
         number = request.get("port")
         port = self._port_by_number(number) if number is not None else None
         capture = PcapWriter(path)
+        self._capture_failure = None
         with self._capture_lock:
             self._capture = capture
         self._capture_all = port is None
