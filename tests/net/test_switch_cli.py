@@ -58,35 +58,34 @@ def capture_command(name: str, file) -> subprocess.Popen:
                             env=dict(os.environ, PYTHONPATH=str(ROOT)))
 
 
-def test_capture_runs_until_ctrl_c(net_home, peers, tmp_path):
+@pytest.fixture
+def lan(net_home, peers):
+    """Switch "lan" started from the CLI, with two fake cards on it."""
     run("start", "lan")
-    try:
-        handle = type("H", (), {"control": control_path("lan")})
-        a, b = peers(handle, mac(1)), peers(handle, mac(2))
-        capture = capture_command("lan", tmp_path / "lan.pcap")
-        assert "press Ctrl-C to stop" in capture.stdout.readline()
-        for _ in range(3):
-            a.send_to(BROADCAST)
-            assert b.recv()
-        capture.send_signal(signal.SIGINT)
-        out, _ = capture.communicate(timeout=10)
-        assert capture.returncode == 0 and f"3 frames written to {tmp_path / 'lan.pcap'}" in out
-    finally:
-        stop_switch("lan")
+    handle = type("H", (), {"control": control_path("lan")})
+    yield peers(handle, mac(1)), peers(handle, mac(2))
+    stop_switch("lan")
 
 
-def test_capture_on_a_full_disk_ends_with_the_problem_and_the_fix(net_home, peers, small_disk):
-    run("start", "lan")
-    try:
-        handle = type("H", (), {"control": control_path("lan")})
-        a, b = peers(handle, mac(1)), peers(handle, mac(2))
-        capture = capture_command("lan", small_disk / "lan.pcap")
-        assert "press Ctrl-C to stop" in capture.stdout.readline()
-        for _ in range(100):
-            a.send_to(BROADCAST, b"\x5a" * 1000)
-            assert b.recv()
-        _, err = capture.communicate(timeout=10)
-        assert capture.returncode == 1
-        assert "stopped after" in err and "No space left on device" in err and "fix: free space" in err
-    finally:
-        stop_switch("lan")
+def test_capture_runs_until_ctrl_c(lan, tmp_path):
+    a, b = lan
+    capture = capture_command("lan", tmp_path / "lan.pcap")
+    assert "press Ctrl-C to stop" in capture.stdout.readline()
+    for _ in range(3):
+        a.send_to(BROADCAST)
+        assert b.recv()
+    capture.send_signal(signal.SIGINT)
+    out, _ = capture.communicate(timeout=10)
+    assert capture.returncode == 0 and f"3 frames written to {tmp_path / 'lan.pcap'}" in out
+
+
+def test_capture_on_a_full_disk_ends_with_the_problem_and_the_fix(lan, small_disk):
+    a, b = lan
+    capture = capture_command("lan", small_disk / "lan.pcap")
+    assert "press Ctrl-C to stop" in capture.stdout.readline()
+    for _ in range(100):
+        a.send_to(BROADCAST, b"\x5a" * 1000)
+        assert b.recv()
+    _, err = capture.communicate(timeout=10)
+    assert capture.returncode == 1
+    assert "stopped after" in err and "No space left on device" in err and "fix: free space" in err

@@ -166,7 +166,7 @@ class Worker:
         due = [a for a in self.deadline_actions if a[0] <= now]
         self.deadline_actions = [a for a in self.deadline_actions if a[0] > now]
         for _, action in due:
-            action()
+            self._handle(action)
         if (self.state.state == st.BOOTING and self.socket_seen_at
                 and now - self.socket_seen_at > READY_FALLBACK_S):
             self.set_state(st.RUNNING)
