@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QApplication, QDialog, QInputDialog, QMenu, QMessa
 
 from umlgui.model import lab as labs
 from umlgui.net import client as switches
+from umlgui.net import daemon as proto
 from umlgui.widgets.topology import TopologyEditor
 from umlgui.widgets.topology.items import LinkItem, NodeItem
 from umlgui.worker import state as st
@@ -249,6 +250,21 @@ def test_boot_all_refuses_a_lab_bigger_than_host_memory(editor, qtbot):
     editor.actions_by_name["boot_all"].trigger()
     box = error_box(qtbot)
     assert "needs 8.0 TiB" in box.text() and "Fix: halt other machines" in box.informativeText()
+    box.close()
+
+
+def test_a_capture_that_fills_the_disk_is_reported(editor, qtbot, small_disk):
+    editor.add_node(labs.SWITCH, "", QPointF(0, 0))
+    handle = switches.start_switch(editor.lab.switch_name("sw1"))
+    first, second = (proto.DaemonPeer.connect(handle.control) for _ in range(2))
+    handle.client().capture_start(str(small_disk / "sw1.pcap"))
+    with first, second:
+        for _ in range(100):
+            first.send(proto.ethernet_frame(b"\xff" * 6, proto.parse_mac("fe:fd:00:00:00:01"), b"\x5a" * 1000))
+            assert second.recv()
+        box = error_box(qtbot)
+    assert "the capture to" in box.text() and "No space left on device" in box.text()
+    assert "free space" in box.informativeText()
     box.close()
 
 

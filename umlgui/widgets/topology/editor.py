@@ -79,6 +79,7 @@ class TopologyEditor(QWidget):
         self._build_layout()
         self._connect_view()
         self.show_lab(self.lab, save=False)
+        self._reported_capture_failures: dict[str, str] = {}
         self.poller = LabPoller(self.lab, poll_interval)
         self.poller.polled.connect(self._on_polled)
         self.poller.start()
@@ -475,10 +476,18 @@ class TopologyEditor(QWidget):
             item.set_state(state)
         for key, item in self.link_items.items():
             item.set_traffic(snapshot.traffic.get(key, 0.0), key in snapshot.plugged)
+        self._report_capture_failures(snapshot.capture_failures)
         running = sum(1 for node in self.lab.machines()
                       if st.MachineState("", snapshot.states.get(node.name, st.STOPPED)).live)
         if not self.status.text().endswith("…"):
             self.say(f"{self.lab.name}: {running} of {len(self.lab.machines())} machines running")
+
+    def _report_capture_failures(self, failures: dict[str, dict]) -> None:
+        """Say once why a capture ended by itself (a full disk): the switch keeps the reason."""
+        for network, failure in failures.items():
+            if self._reported_capture_failures.get(network) != failure["error"]:
+                self._reported_capture_failures[network] = failure["error"]
+                show_error(self, "Capture", UmlguiError(failure["error"], failure.get("fix")))
 
     def _has_live_users(self, network: str, snapshot: LabSnapshot) -> bool:
         return any(st.MachineState("", snapshot.states.get(link.machine, st.STOPPED)).live

@@ -26,6 +26,7 @@ class LabSnapshot:
     traffic: dict[tuple[str, str], float] = field(default_factory=dict)  # (machine, card) -> packets/s
     plugged: set[tuple[str, str]] = field(default_factory=set)         # links with a live switch port
     problems: dict[str, str] = field(default_factory=dict)             # network node -> why no status
+    capture_failures: dict[str, dict] = field(default_factory=dict)    # network node -> error, fix
 
 
 class LabPoller(QThread):
@@ -75,6 +76,8 @@ class LabPoller(QThread):
                 snapshot.problems[node.name] = str(error)
                 continue
             self._read_traffic(lab, node.name, status, snapshot)
+            if status.get("capture_failure"):
+                snapshot.capture_failures[node.name] = status["capture_failure"]
         return snapshot
 
     def _read_traffic(self, lab: Lab, network: str, status: dict, snapshot: LabSnapshot) -> None:
