@@ -70,15 +70,28 @@ def _finish_gui_jobs():
 
 
 @pytest.fixture
-def small_disk(tmp_path):
-    """A 64 KiB tmpfs: a disk that fills up (needs root, as CI runs)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mount = tmp_path / "small"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
+def tmpfs_of_size(tmp_path):
+    """mount(size) -> a directory on a tmpfs that small: a disk that fills up (needs root)."""
+    mounts = []
+
+    def mount(size: str) -> Path:
+        directory = tmp_path / f"tmpfs{len(mounts)}"
+        directory.mkdir()
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(directory)],
+                          capture_output=True).returncode:
+            pytest.skip("cannot mount a tmpfs here (needs root, as CI runs)")
+        mounts.append(directory)
+        return directory
+
     yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+    for directory in mounts:
+        subprocess.run(["umount", "-l", str(directory)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmpfs_of_size) -> Path:
+    """A 64 KiB disk."""
+    return tmpfs_of_size("64k")
 
 
 def _kill_leftover_machines(runtime: Path) -> None:

@@ -32,16 +32,8 @@ def debugfs_cat(image, name) -> str:
 
 
 @pytest.fixture
-def small_tmpfs(tmp_path):
-    mount = tmp_path / "small"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(mount)],
-                      capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
+def small_tmpfs(tmpfs_of_size):
+    return tmpfs_of_size("1M")
 
 
 # -------------------------------------------------------------------------------- create
