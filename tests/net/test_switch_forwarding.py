@@ -12,6 +12,7 @@ from net_support import BROADCAST, mac
 from umlgui.errors import NotFoundError, UmlguiError
 from umlgui.net import daemon as proto
 from umlgui.net import switch
+from umlgui.net.switch import Switch
 
 
 def wait_until(condition, timeout=3.0):
@@ -312,3 +313,34 @@ def test_a_card_that_never_reads_loses_frames_beyond_the_egress_queue(switch_fac
     assert counters["tx_dropped"] == total - len(received) > 0
     assert len(received) >= switch.EGRESS_QUEUE
     assert [frame[14:16] for frame in received] == sorted(frame[14:16] for frame in received)
+
+
+def test_a_frame_that_trips_a_bug_is_dropped_and_forwarding_goes_on(tmp_path):
+    import threading
+
+    switch = Switch("bug", tmp_path / "bug.ctl")
+    tripped = []
+    forward = switch._switch_frame
+
+    def trips_once(port, view, size):
+        if not tripped:
+            tripped.append(size)
+            raise RuntimeError("a bug on this frame")
+        forward(port, view, size)
+
+    switch._switch_frame = trips_once
+    switch.open()
+    loop = threading.Thread(target=switch.serve_forever, daemon=True)
+    loop.start()
+    try:
+        with proto.DaemonPeer.connect(tmp_path / "bug.ctl") as a, \
+                proto.DaemonPeer.connect(tmp_path / "bug.ctl") as b:
+            broadcast = proto.ethernet_frame(BROADCAST, proto.parse_mac(mac(1)), b"hello")
+            a.send(broadcast)
+            assert b.recv(0.3) is None and tripped
+            a.send(broadcast)
+            assert b.recv() == broadcast
+    finally:
+        switch.stop()
+        loop.join(5)
+        switch.close()

@@ -281,7 +281,7 @@ class Switch:
                 for fd, mask in events:
                     handler = handlers.get(fd)
                     if handler is not None:
-                        handler(fd, mask)
+                        self._handle(handler, fd, mask)
                 if self._delayed and self._delayed[0][0] <= now:
                     self._release_delayed()
                 if now >= self._next_sweep:
@@ -289,6 +289,14 @@ class Switch:
         finally:
             self._stop_data_thread()
             self.write_state("stopped")
+
+    def _handle(self, handler, fd: int, mask: int) -> None:
+        # One connection's bad luck (or a bug it trips) must not stop the switch under every
+        # machine plugged into it.
+        try:
+            handler(fd, mask)
+        except Exception:
+            log.exception("handling fd %d failed; the switch carries on", fd)
 
     def _stop_data_thread(self) -> None:
         self._stopping = True
@@ -331,7 +339,16 @@ class Switch:
     # ---- frames -------------------------------------------------------------------------
 
     def _data_loop(self) -> None:
-        """The data thread: receive every frame from the ports' data sockets and forward it.
+        """The data thread. A frame that trips a bug is logged and dropped: every machine on
+        the switch would lose its network if this thread ended."""
+        while not self._stopping:
+            try:
+                self._forward_frames()
+            except Exception:
+                log.exception("a frame could not be handled; forwarding goes on")
+
+    def _forward_frames(self) -> None:
+        """Receive every frame from the ports' data sockets and forward it, until stopped.
 
         It takes one frame from each ready socket, then asks epoll again without waiting:
         round-robin fairness between ports, and no failing recv() (a Python exception costs
