@@ -137,6 +137,13 @@ class Guest:
             pass
         return self.output()
 
+    def report(self) -> str:
+        """For an assertion message: the console lines about disks, mounts and panics (the
+        usual reasons a guest never ran its script), then the end of the console."""
+        lines = self.output().splitlines()
+        telling = [line for line in lines if re.search(r"ubd|COW|[Bb]acking|lock|VFS|EXT4|[Pp]anic", line)]
+        return "\n".join([*telling[:30], "...", *lines[-25:]])
+
     def result_code(self) -> int | None:
         match = re.search(r"UMLGUI-RC=(\d+)", self.output())
         return int(match.group(1)) if match else None

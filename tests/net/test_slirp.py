@@ -65,5 +65,5 @@ def test_guest_reaches_a_host_loopback_server_through_slirp(guest_image, guests)
     finally:
         server.shutdown()
         server.server_close()
-    assert guest.result_code() == 0, output[-1500:]
+    assert guest.result_code() == 0, guest.report()
     assert "hello-from-host" in output
