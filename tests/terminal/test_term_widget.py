@@ -383,7 +383,7 @@ class _ClosedMenu:
         pass
 
 
-def test_old_encoding_x10_and_letting_go_of_the_mouse(qtbot, wired):
+def test_old_encoding_x10_and_reset_letting_go_of_the_mouse(qtbot, wired):
     terminal, peer, _ = wired
     terminal.feed(b"abcdef\r\n")
     program_asks_for_mouse(terminal, b"\x1b[?1000h")              # CSI M, values + 32
@@ -392,7 +392,11 @@ def test_old_encoding_x10_and_letting_go_of_the_mouse(qtbot, wired):
     program_asks_for_mouse(terminal, b"\x1b[?1000l\x1b[?9h")      # X10: presses only
     qtbot.mouseClick(terminal, Qt.MouseButton.MiddleButton, M.ControlModifier, pos=cell_point(terminal, 0, 0))
     assert peer.read(qtbot, 6) == b"\x1b[M!!!"                     # no modifiers in X10
-    program_asks_for_mouse(terminal, b"\x1b[?9l")
+    program_asks_for_mouse(terminal, b"\x1b[?1003h\x1b[?1006h")   # and the program dies...
+    next(a for a in terminal.build_context_menu().actions() if a.text() == "Reset terminal").trigger()
+    assert terminal.model.screen.mouse_tracking is None and not terminal.model.screen.mouse_sgr
+    terminal.feed(b"abcdef\r\n")
+    terminal.flush()
     start, end = cell_point(terminal, 1, 0), cell_point(terminal, 3, 0)
     qtbot.mousePress(terminal, Qt.MouseButton.LeftButton, pos=start)
     qtbot.mouseMove(terminal, end)

@@ -350,12 +350,12 @@ class Switch:
     def _forward_frames(self) -> None:
         """Receive every frame from the ports' data sockets and forward it, until stopped.
 
-        It takes one frame from each ready socket, then asks epoll again without waiting:
-        round-robin fairness between ports, and no failing recv() (a Python exception costs
-        more than the epoll call). Plain unicast between learned, unimpaired ports is handled
-        inline (this loop is the switch's throughput); everything else goes to _switch_frame.
-        The main thread only replaces the objects read here (dict entries, the ports tuple,
-        flags), so no lock is needed on this path.
+        It takes one frame from each ready socket, then asks epoll again: round-robin fairness
+        between ports, and no failing recv() (a Python exception costs more than the epoll
+        call, which returns at once while frames wait). Plain unicast between learned,
+        unimpaired ports is handled inline (this loop is the switch's throughput); everything
+        else goes to _switch_frame. The main thread only replaces the objects read here (dict
+        entries, the ports tuple, flags), so no lock is needed on this path.
         """
         poll = self._data_epoll.poll
         ports = self._ports_by_data_fd
@@ -370,49 +370,46 @@ class Switch:
         queue = self._queue
         readable = select.EPOLLIN
         while not self._stopping:
-            events = poll()
-            while events:
-                for fd, mask in events:
-                    port = ports.get(fd)
-                    if port is None:
-                        if self._stopping:
-                            return  # woken by _stop_data_thread
-                        continue  # a port removed meanwhile
-                    if mask != readable:
-                        self._on_data_event(port, mask)
-                        if not mask & readable:
-                            continue
-                    try:
-                        size = port.recv_into(buf, 0, dontwait)
-                    except OSError:
-                        continue  # the port was closed meanwhile
-                    if not port.fast or size < 14:
-                        switch_frame(port, view, size)
+            for fd, mask in poll():
+                port = ports.get(fd)
+                if port is None:
+                    if self._stopping:
+                        return  # woken by _stop_data_thread
+                    continue  # a port removed meanwhile
+                if mask != readable:
+                    self._on_data_event(port, mask)
+                    if not mask & readable:
                         continue
-                    destination, source = addresses(buf)
-                    target = mac_port.get(destination)
-                    if target is None or target is port or not target.fast or source[0] & 1:
-                        switch_frame(port, view, size)
-                        continue
-                    port.rx_packets += 1
-                    port.rx_bytes += size
-                    if mac_port.get(source) is not port:
-                        self._learn(source, port)
-                    mac_seen[source] = clock()
-                    if target.backlog:
-                        queue(target, view[:size])  # behind the frames already waiting
-                        continue
-                    try:
-                        target.send(view[:size], dontwait)
-                    except BlockingIOError:
-                        queue(target, view[:size])
-                        continue
-                    except OSError:
-                        target.tx_errors += 1
-                        continue
-                    target.tx_packets += 1
-                    target.tx_bytes += size
-                events = poll(0)
+                try:
+                    size = port.recv_into(buf, 0, dontwait)
+                except OSError:
+                    continue  # the port was closed meanwhile
+                if not port.fast or size < 14:
+                    switch_frame(port, view, size)
+                    continue
+                destination, source = addresses(buf)
+                target = mac_port.get(destination)
+                if target is None or target is port or not target.fast or source[0] & 1:
+                    switch_frame(port, view, size)
+                    continue
+                port.rx_packets += 1
+                port.rx_bytes += size
+                if mac_port.get(source) is not port:
+                    self._learn(source, port)
+                mac_seen[source] = clock()
+                if target.backlog:
+                    queue(target, view[:size])  # behind the frames already waiting
+                    continue
+                try:
+                    target.send(view[:size], dontwait)
+                except BlockingIOError:
+                    queue(target, view[:size])
+                    continue
+                except OSError:
+                    target.tx_errors += 1
+                    continue
+                target.tx_packets += 1
+                target.tx_bytes += size
 
     def _on_data_event(self, port: Port, mask: int) -> None:
         if mask & select.EPOLLOUT:

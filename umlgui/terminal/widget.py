@@ -248,6 +248,15 @@ class TerminalWidget(QWidget):
         self._update_scrollbar()
         self.update()
 
+    def reset_terminal(self) -> None:
+        """xterm's Full Reset: modes (mouse reporting, alternate screen, keypad, charsets) back
+        to their defaults and a clean screen, for when a program died leaving them set. The
+        scrollback stays."""
+        self.model.screen.reset()
+        self._last_mouse_cell = None
+        self._redraw_all = True
+        self.update()
+
     def save_output(self, path: str) -> None:
         """Write the scrollback and screen as plain text."""
         with open(path, "w", encoding="utf-8") as out:
@@ -854,6 +863,7 @@ class TerminalWidget(QWidget):
         menu.addAction("Select all", self.select_all)
         menu.addSeparator()
         menu.addAction("Clear scrollback", self.clear_scrollback)
+        menu.addAction("Reset terminal", self.reset_terminal)
         menu.addAction("Find…", self.show_find_bar).setShortcut(QKeySequence("Ctrl+Shift+F"))
         menu.addAction("Save output…", self._save_output_dialog)
         menu.addSeparator()
