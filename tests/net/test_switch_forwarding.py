@@ -292,7 +292,8 @@ def test_frames_wait_for_a_card_that_is_not_reading(switch_factory, peers):
     b.send_to(a.mac)
     a.drain()
     sent = [a.send_to(b.mac, index.to_bytes(2, "big") * 700) for index in range(100)]
-    time.sleep(0.3)  # b's own queue holds about ten; the switch keeps the rest for it
+    # b's own queue holds about ten; the switch keeps the rest for it
+    assert wait_until(lambda: port_of(handle.client().status(), a)["counters"]["rx_packets"] == 100)
     counters = port_of(handle.client().status(), b)["counters"]
     assert counters["tx_queued"] > 50 and counters["tx_dropped"] == 0
     assert b.drain(0.5) == sent
