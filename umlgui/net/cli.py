@@ -117,7 +117,8 @@ def format_status(status: dict) -> str:
         lines.append(
             f"  port {port['number']:3d} {port['kind']:6s} {who:12s} {'up' if port['up'] else 'DOWN':4s} "
             f"rx {counters['rx_packets']}/{counters['rx_bytes']}B tx {counters['tx_packets']}/"
-            f"{counters['tx_bytes']}B drop {counters['tx_dropped'] + counters['impair_dropped']}  "
+            f"{counters['tx_bytes']}B queued {counters.get('tx_queued', 0)} "
+            f"drop {counters['tx_dropped'] + counters['impair_dropped']}  "
             f"{_impairment_text(port['impairments'])}  {' '.join(port['macs'])}")
     if status.get("capture"):
         capture = status["capture"]
