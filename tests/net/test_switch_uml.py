@@ -10,6 +10,9 @@ import time
 import pytest
 from net_support import mac
 
+from umlgui.net.daemon import parse_mac
+from umlgui.net.pcap import read_pcap
+
 pytestmark = [pytest.mark.uml, pytest.mark.slow]
 
 PING_ALL = "for peer in {peers}; do ping -c 2 -w 40 $peer || exit 1; done; sleep {linger}"
@@ -89,3 +92,28 @@ def test_delay_impairment_shows_in_guest_ping(guest_image, guests, switch_factor
     assert pinger.result_code() == 0, pinger.report()
     rtts = [float(value) for value in re.findall(r"time=([\d.]+) ms", output)]
     assert rtts and min(rtts) >= 80, rtts
+
+
+def test_a_capture_holds_the_icmp_frames_of_a_ping(guest_image, guests, switch_factory, tmp_path):
+    handle = switch_factory("lan")
+    pcap = tmp_path / "lan.pcap"
+    handle.client().capture_start(str(pcap))
+    machines = boot_lan(guests, guest_image, handle.control, 2, linger=1)
+    assert_all_pinged(machines)
+    assert handle.client().capture_stop()["frames"] > 0
+
+    echoes = set()                      # (sender MAC, ICMP type) read back with our reader
+    for record in read_pcap(pcap).records:
+        frame = record.data
+        if frame[12:14] == b"\x08\x00" and frame[23] == 1:          # IPv4, protocol ICMP
+            icmp = 14 + (frame[14] & 0x0F) * 4
+            echoes.add((frame[6:12], frame[icmp]))
+    for sender in (parse_mac(mac(1)), parse_mac(mac(2))):
+        assert {(sender, 8), (sender, 0)} <= echoes                 # echo requests and replies
+
+    if shutil.which("tcpdump"):                                      # and by libpcap's reader
+        listing = subprocess.run(["tcpdump", "-Z", "root", "-nn", "-r", str(pcap), "icmp"],
+                                 capture_output=True, text=True)
+        assert listing.returncode == 0, listing.stderr
+        assert "10.0.0.1 > 10.0.0.2: ICMP echo request" in listing.stdout
+        assert "10.0.0.2 > 10.0.0.1: ICMP echo reply" in listing.stdout
