@@ -14,7 +14,7 @@ APT_PACKAGES="
   user-mode-linux uml-utilities busybox-static e2fsprogs slirp iproute2 debootstrap openssl proot
   libegl1 libgl1 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
   libxcb-render-util0 libxcb-shape0 libxcb-xkb1 libfontconfig1 libdbus-1-3 fonts-dejavu-core
-  vde2 xvfb iperf3 procps psmisc tcpdump
+  vde2 xvfb iperf3 procps psmisc tcpdump nftables
 "
 
 missing=""

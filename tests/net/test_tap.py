@@ -213,3 +213,32 @@ def test_guest_card_directly_on_a_tap(netns, guest_image, guests):
                    script="ping -c 3 -w 40 10.9.3.1")
     guest.wait(90)
     assert guest.result_code() == 0, guest.report()
+
+
+@pytest.mark.uml
+@pytest.mark.slow
+def test_masquerade_takes_a_guest_to_a_network_that_cannot_route_back(netns, guest_image, guests):
+    # `netns` is the host; a second namespace is "the internet" at 10.8.0.2, which knows no
+    # route to the guests' 10.9.4.0/24: only NAT on the host brings the replies back.
+    internet = f"{netns}i"
+    assert subprocess.run(["ip", "netns", "add", internet], capture_output=True).returncode == 0
+    try:
+        for command in (["ip", "link", "add", "uplink", "type", "veth", "peer", "name", "wan"],
+                        ["ip", "link", "set", "wan", "netns", internet],
+                        ["ip", "addr", "add", "10.8.0.1/24", "dev", "uplink"],
+                        ["ip", "link", "set", "uplink", "up"]):
+            assert ns_run(netns, *command).returncode == 0, command
+        for command in (["ip", "addr", "add", "10.8.0.2/24", "dev", "wan"],
+                        ["ip", "link", "set", "wan", "up"]):
+            assert ns_run(internet, *command).returncode == 0, command
+        created = in_netns(netns, "from umlgui.host.tap import create_tap\n"
+                                  "print(create_tap('umltap4', '10.9.4.1/24', masquerade=True).masquerade)")
+        assert created.returncode == 0, created.stderr
+        assert created.stdout.strip() in ("nft", "iptables")
+        guest = guests("natted", guest_image, ip="10.9.4.2", netns=netns,
+                       cards=[tuntap_argument(0, "umltap4", mac(4))],
+                       script="ip route add default via 10.9.4.1 && ping -c 3 -w 40 10.8.0.2")
+        guest.wait(90)
+        assert guest.result_code() == 0, guest.report()
+    finally:
+        subprocess.run(["ip", "netns", "del", internet], capture_output=True)
