@@ -105,3 +105,15 @@ def test_dead_switch_is_reported_with_how_to_restart_it(home):
 def test_unknown_lab(home, capsys):
     code, _, err = run(capsys, "lab", "up", "nope")
     assert code == 1 and "no lab named 'nope'" in err
+
+
+def test_only_machines_on_a_cad_halt_build_are_asked_to_power_off(home):
+    # lab down asks a machine with a .shutdown script to power off from inside (Ctrl-Alt-Del
+    # with the /hostlab marker) only if its template build says its guest understands that
+    library.new_machine("clean")
+    assert lab_runner._template_features("clean") == ["cad-halt"]
+    machine = library.load("clean")
+    machine.template = None            # e.g. a machine imported from a UML command line
+    library.save(machine)
+    assert lab_runner._template_features("clean") == []
+    assert lab_runner._template_features("no-such-machine") == []

@@ -135,6 +135,9 @@ def test_netkit_router_lab_routes_between_subnets(lab_home, tmp_path):
     while any(client.is_running(f"nk-{n}") for n in ("r1", "pc1", "pc2")) and time.time() < deadline:
         time.sleep(0.2)
     assert not any(client.is_running(f"nk-{n}") for n in ("r1", "pc1", "pc2"))
+    # r1.shutdown ran inside r1 as it went down, and wrote through /hostlab
+    assert (lab.directory / "r1.bye").read_text() == "r1 went down cleanly\n"
+    assert not list(lab.directory.glob(".umlgui-halt-*"))
 
 
 def test_the_same_lab_works_on_the_real_uml_switch(lab_home, tmp_path):

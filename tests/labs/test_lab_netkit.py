@@ -39,6 +39,7 @@ def write_router_lab(directory: Path) -> Path:
         "ip addr add 10.0.1.1/24 dev eth0\nip link set eth0 up\n"
         "ip addr add 10.0.2.1/24 dev eth1\nip link set eth1 up\n"
         "echo 1 > /proc/sys/net/ipv4/ip_forward\n")
+    (directory / "r1.shutdown").write_text("echo r1 went down cleanly > /hostlab/r1.bye\n")
     (directory / "pc1.startup").write_text(
         "ip addr add 10.0.1.10/24 dev eth0\nip link set eth0 up\nip route add default via 10.0.1.1\n")
     (directory / "r1" / "etc").mkdir(parents=True)

@@ -38,6 +38,7 @@ PER_MACHINE_OVERHEAD = 24 << 20
 LAB_MARK = "of lab"
 BOOT_TIMEOUT = 120.0
 HALT_TIMEOUT = 30.0
+SHUTDOWN_SCRIPT_TIMEOUT = 15.0  # a Netkit .shutdown script's time before the machine is halted
 
 
 def default_wave_size() -> int:
@@ -269,11 +270,42 @@ def down(lab: Lab, progress: Progress | None = None, timeout: float = HALT_TIMEO
     live = [name for name in names if machine_state(lab, name).live]
     progress.step(f"halting {', '.join(live) or 'nothing'}", 0.0)
     with ThreadPoolExecutor(max_workers=max(1, len(live))) as pool:
-        list(pool.map(lambda name: halt_machine(lab.machine_name(name), timeout), live))
+        list(pool.map(lambda name: _halt_lab_machine(lab, name, timeout), live))
     if only is None and not keep_networks:
         progress.step("stopping switches", 0.9)
         stop_networks(lab)
     return live
+
+
+def _halt_lab_machine(lab: Lab, node: str, timeout: float) -> None:
+    """Halt a lab machine; one with a Netkit `NODE.shutdown` script powers off from inside
+    first, so the script runs (Netkit's lhalt does the same), within SHUTDOWN_SCRIPT_TIMEOUT."""
+    name = lab.machine_name(node)
+    if (lab.directory / f"{node}.shutdown").is_file() and "cad-halt" in _template_features(name):
+        # Ctrl-Alt-Del powers such a guest off instead of rebooting it while this marker is in
+        # /hostlab (see Template.features)
+        marker = lab.directory / f".umlgui-halt-{node}"
+        marker.touch()
+        try:
+            client.mconsole(name, "cad")
+            deadline = time.time() + SHUTDOWN_SCRIPT_TIMEOUT
+            while time.time() < deadline and client.machine_state(name).live:
+                time.sleep(0.2)
+        except UmlguiError:
+            pass                                   # halted the plain way below
+        finally:
+            marker.unlink(missing_ok=True)
+    halt_machine(name, timeout)
+
+
+def _template_features(name: str) -> list[str]:
+    from umlgui.templates.base import get_template
+
+    try:
+        template = library.load(name).template
+        return get_template(template).built().features if template else []
+    except UmlguiError:
+        return []
 
 
 def halt_machine(name: str, timeout: float = HALT_TIMEOUT) -> None:

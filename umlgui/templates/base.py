@@ -33,6 +33,7 @@ class BuiltTemplate:
     directory: Path
     kernel_args: list[str] = field(default_factory=list)
     memory: str = "128M"
+    features: list[str] = field(default_factory=list)  # what this build's guest can do; see Template
 
     @property
     def image(self) -> Path:
@@ -51,6 +52,10 @@ class Template:
     download_mb = 0           # estimated download; 0 = builds offline
     memory = "128M"           # a sensible default for machines made from it
     kernel_args: list[str] = []
+    # Guest behaviour the host may rely on, recorded at build time so that machines on an older
+    # build are not asked for it: "cad-halt" = with /hostlab/.umlgui-halt-HOSTNAME present,
+    # Ctrl-Alt-Del powers off cleanly (running Netkit .shutdown scripts) instead of rebooting.
+    features: tuple[str, ...] = ()
 
     def build_into(self, staging: Path, progress: Progress) -> None:
         """Write root/ and base.img into `staging` (an empty directory)."""
@@ -69,7 +74,7 @@ class Template:
             )
         info = tomllib.loads(info_path.read_text())
         return BuiltTemplate(self.name, directory, list(info.get("kernel_args", [])),
-                             info.get("memory", self.memory))
+                             info.get("memory", self.memory), list(info.get("features", [])))
 
     def build(self, progress: Progress | None = None, force: bool = False) -> BuiltTemplate:
         """Build atomically: a cancelled or failed build leaves nothing half-made behind."""
@@ -86,7 +91,8 @@ class Template:
             if image.exists():
                 image.chmod(0o444)
             info = {"name": self.name, "built": int(time.time()),
-                    "kernel_args": list(self.kernel_args), "memory": self.memory}
+                    "kernel_args": list(self.kernel_args), "memory": self.memory,
+                    "features": list(self.features)}
             (staging / INFO_FILE).write_text(tomli_w.dumps(info))
             _remove_tree(final)
             staging.rename(final)

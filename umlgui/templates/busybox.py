@@ -27,6 +27,7 @@ FILES = (
     ("inittab", "etc/inittab", 0o644),
     ("rcS", "etc/init.d/rcS", 0o755),
     ("rcK", "etc/init.d/rcK", 0o755),
+    ("ctrlaltdel", "etc/init.d/ctrlaltdel", 0o755),
     ("network", "etc/init.d/network", 0o755),
     ("console-login", "etc/init.d/console-login", 0o755),
     ("autologin", "etc/init.d/autologin", 0o755),
@@ -116,6 +117,7 @@ class BusyboxTemplate(Template):
     download_mb = 0
     memory = "64M"
     kernel_args = ["init=/sbin/init"]
+    features = ("cad-halt",)
 
     def build_into(self, staging: Path, progress: Progress) -> None:
         progress.step("copying busybox", 0.1)
