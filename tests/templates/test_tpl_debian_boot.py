@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from guest import GuestConsole, wait_for_state
+from guest import GuestConsole, diagnostics, wait_for_state
 from umlgui.model import library
 from umlgui.model.machine import Console as ConsoleSetting
 from umlgui.model.machine import NetCard
@@ -218,3 +218,27 @@ def test_tt_boots_the_same_tree_with_busybox_init(debian_home):
     assert "busybox init" in console.run("ps -o args= -p 1")
     console.send("poweroff\n")         # the profile sends it to busybox init, not systemctl
     assert wait_for_state("ttdeb", "halted", timeout=60).exit_code == 0
+
+
+def test_a_debian_lab_machine_runs_its_netkit_files_and_shutdown_script(debian_home):
+    from umlgui.model import lab as labs
+    from umlgui.model.lab import Lab, Node
+    from umlgui.net import lab_runner
+
+    lab = Lab("deb")
+    lab.add_node(Node("d1", labs.MACHINE, template="debian", memory=256 << 20))
+    labs.save(lab)
+    (lab.directory / "d1" / "etc").mkdir(parents=True)
+    (lab.directory / "d1" / "etc" / "lab-motd").write_text("overlay of d1\n")
+    # startup runs after the overlay is in place; both scripts leave proof on the host
+    (lab.directory / "d1.startup").write_text("cat /etc/lab-motd > /hostlab/d1.up\n")
+    (lab.directory / "d1.shutdown").write_text("echo d1 went down cleanly > /hostlab/d1.bye\n")
+    assert lab_runner.up(lab).booted == ["d1"]
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    while not (lab.directory / "d1.up").exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert (lab.directory / "d1.up").read_text() == "overlay of d1\n"
+    assert lab_runner.down(lab) == ["d1"]
+    assert (lab.directory / "d1.bye").exists(), diagnostics("deb-d1", 60)
+    assert (lab.directory / "d1.bye").read_text() == "d1 went down cleanly\n"
+    assert client.machine_state("deb-d1").state == "halted"

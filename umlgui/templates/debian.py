@@ -67,6 +67,8 @@ FILES = (
     ("fix-cpuinfo", f"{SCRIPTS}/fix-cpuinfo", 0o755),
     ("network-up", f"{SCRIPTS}/network-up", 0o755),
     ("apply-seed", f"{SCRIPTS}/apply-seed", 0o755),
+    ("hostlab", f"{SCRIPTS}/hostlab", 0o755),
+    ("ctrlaltdel", f"{SCRIPTS}/ctrlaltdel", 0o755),
     ("tt-rcS", f"{SCRIPTS}/tt-rcS", 0o755),
     ("tt-rcK", f"{SCRIPTS}/tt-rcK", 0o755),
     ("tt-console-login", f"{SCRIPTS}/tt-console-login", 0o755),
@@ -76,6 +78,9 @@ FILES = (
     ("umlgui-cpuinfo.service", f"{UNITS}/umlgui-cpuinfo.service", 0o644),
     ("umlgui-network.service", f"{UNITS}/umlgui-network.service", 0o644),
     ("umlgui-seed.service", f"{UNITS}/umlgui-seed.service", 0o644),
+    ("umlgui-hostlab.service", f"{UNITS}/umlgui-hostlab.service", 0o644),
+    ("umlgui-ctrlaltdel.service", f"{UNITS}/umlgui-ctrlaltdel.service", 0o644),
+    ("ctrl-alt-del.target", f"{UNITS}/ctrl-alt-del.target", 0o644),
     ("inittab", "etc/inittab", 0o644),
     ("interfaces", "etc/network/interfaces", 0o644),
     ("tt-profile.sh", "etc/profile.d/umlgui-tt.sh", 0o644),
@@ -98,6 +103,7 @@ ENABLED = {
     "umlgui-cpuinfo.service": ("sysinit.target", f"/{UNITS}/umlgui-cpuinfo.service"),
     "umlgui-network.service": ("multi-user.target", f"/{UNITS}/umlgui-network.service"),
     "umlgui-seed.service": ("multi-user.target", f"/{UNITS}/umlgui-seed.service"),
+    "umlgui-hostlab.service": ("multi-user.target", f"/{UNITS}/umlgui-hostlab.service"),
 }
 MASKED = (
     "getty-static.service",                 # gettys on tty2-6 when dbus is missing
@@ -470,6 +476,7 @@ class DebianTemplate(Template):
     download_mb = 50
     memory = "256M"
     kernel_args = ["rw", f"init={INIT}"]
+    features = ("cad-halt",)
 
     def __init__(self, mirror: str | None = None):
         self.mirror = mirror
