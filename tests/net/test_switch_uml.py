@@ -40,7 +40,7 @@ def assert_all_pinged(machines):
 def test_two_machines_ping_through_our_switch(guest_image, guests, switch_factory):
     handle = switch_factory("lan")
     machines = boot_lan(guests, guest_image, handle.control, 2, linger=3)
-    assert machines[0].wait_for("UMLGUI-BOOTED", 60)
+    assert machines[0].wait_for("UMLGUI-BOOTED", 60), machines[0].report()
     assert_all_pinged(machines)
 
 
@@ -48,7 +48,7 @@ def test_three_machines_ping_each_other_through_our_switch(guest_image, guests, 
     handle = switch_factory("lan")
     machines = boot_lan(guests, guest_image, handle.control, 3, linger=4)
     for machine in machines:
-        assert machine.wait_for("UMLGUI-BOOTED", 60)
+        assert machine.wait_for("UMLGUI-BOOTED", 60), machine.report()
     time.sleep(1)
     status = handle.client().status()
     assert len(status["ports"]) == 3
@@ -79,7 +79,7 @@ def test_delay_impairment_shows_in_guest_ping(guest_image, guests, switch_factor
     handle = switch_factory("lan")
     server = guests("srv", guest_image, ip="10.0.0.2", cards=[handle.card_argument(0, mac(2))],
                     script="sleep 60")
-    assert server.wait_for("UMLGUI-BOOTED", 60)
+    assert server.wait_for("UMLGUI-BOOTED", 60), server.report()
     client = handle.client()
     deadline = time.monotonic() + 10
     while not client.status()["ports"] and time.monotonic() < deadline:
