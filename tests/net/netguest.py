@@ -13,8 +13,8 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
+import warnings
 from pathlib import Path
 from umlgui.host.process import kill_tree
 
@@ -129,8 +129,9 @@ class Guest:
         second failure stands."""
         if self.restarted or "Unable to mount root fs" not in self.output():
             return False
-        print(f"\n{self.name}: root mount panic on first boot; booting once more\n{self.report()}",
-              file=sys.stderr)
+        # a warning, so that pytest's summary shows it even when the second boot passes
+        warnings.warn(f"{self.name}: root mount panic on first boot; booting once more\n"
+                      f"{self.report()}", stacklevel=2)
         self.restarted = True
         self.cow.unlink(missing_ok=True)
         self._start()
