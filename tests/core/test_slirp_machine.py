@@ -29,17 +29,27 @@ class Hello(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def start_with_card(name: str, transport: str, **options) -> None:
+    """Boot a new busybox machine whose eth0 uses `transport`."""
+    machine = library.new_machine(name)
+    machine.network["eth0"] = NetCard(transport, machine.default_mac("eth0"), options)
+    library.save(machine)
+    client.start(name)
+
+
+def logged_in(name: str) -> GuestConsole:
+    client.wait_until_ready(name, timeout=60)
+    console = GuestConsole(name)
+    console.login()
+    return console
+
+
 def test_slirp_card_gets_an_address_and_reaches_the_host(home):
     server = http.server.HTTPServer(("127.0.0.1", 0), Hello)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    machine = library.new_machine("net1")
-    machine.network["eth0"] = NetCard("slirp", machine.default_mac("eth0"), {"program": find_slirp()})
-    library.save(machine)
-    client.start("net1")
+    start_with_card("net1", "slirp", program=find_slirp())
     try:
-        client.wait_until_ready("net1", timeout=60)
-        console = GuestConsole("net1")
-        console.login()
+        console = logged_in("net1")
         assert "10.0.2.15/24" in console.run("ip -4 addr show eth0")
         port = server.server_address[1]
         assert console.run(f"wget -q -O - http://10.0.2.2:{port}/") == "hello-from-host"
@@ -52,14 +62,9 @@ def test_internet_card_gets_an_address_by_dhcp_without_root(home):
     """The `internet` transport: VDE switch + slirpvde started on demand, DHCP in the guest."""
     from umlgui.net.internet import stop_internet
 
-    machine = library.new_machine("net2")
-    machine.network["eth0"] = NetCard("internet", machine.default_mac("eth0"))
-    library.save(machine)
-    client.start("net2")
+    start_with_card("net2", "internet")
     try:
-        client.wait_until_ready("net2", timeout=60)
-        console = GuestConsole("net2")
-        console.login()
+        console = logged_in("net2")
         deadline = time.time() + 20
         while "inet 10.0.2." not in (out := console.run("ip -4 addr show eth0")):
             assert time.time() < deadline, out
@@ -73,10 +78,7 @@ def test_internet_card_gets_an_address_by_dhcp_without_root(home):
 def test_a_switch_that_is_not_running_is_started_at_boot(home):
     from umlgui.net import client as switches
 
-    machine = library.new_machine("sw1host")
-    machine.network["eth0"] = NetCard("switch", machine.default_mac("eth0"), {"switch": "lan9"})
-    library.save(machine)
-    client.start("sw1host")
+    start_with_card("sw1host", "switch", switch="lan9")
     try:
         client.wait_until_ready("sw1host", timeout=60)
         status = switches.switch_handle("lan9").client().status()
