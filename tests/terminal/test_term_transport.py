@@ -93,9 +93,10 @@ def test_tcp_console_negotiates_and_carries_bytes(qtbot):
     assert IAC not in received
     transport.write(b"root\r")
     transport.resize(100, 30)
-    qtbot.waitUntil(lambda: b"root" in from_client, timeout=3000)
+    # The size report follows the typed bytes and may arrive in a later segment.
+    window_size = bytes([IAC, SB, NAWS, 0, 100, 0, 30, IAC, SE])
+    qtbot.waitUntil(lambda: b"root" in from_client and window_size in from_client, timeout=3000)
     assert bytes([IAC, DO, 1]) in from_client and bytes([IAC, DO, 3]) in from_client
-    assert bytes([IAC, SB, NAWS, 0, 100, 0, 30, IAC, SE]) in from_client
     assert b"root\r\x00" in from_client
     transport.close()
     server.close()
