@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,20 @@ def test_busybox_tree_has_only_relative_links(tmp_path):
     inittab = (tree / "etc/inittab").read_text()
     assert "tty0::respawn" in inittab and "::shutdown:/etc/init.d/rcK" in inittab
     assert (tree / "etc/passwd").read_text().startswith("root::0:0:")
+
+
+def test_busybox_boot_scripts_call_installed_scripts_that_parse(tmp_path):
+    tree = build_tree(tmp_path / "root")
+    scripts = [tree / "etc/init.d" / name for name in ("rcS", "rcK", "ctrlaltdel")]
+    called = {path for script in scripts
+              for path in re.findall(r"(/(?:usr/local/lib|etc/init\.d)/[\w/.-]*\w)", script.read_text())}
+    assert "/usr/local/lib/umlgui/hostlab" in called
+    for path in called | {"/" + str(s.relative_to(tree)) for s in scripts}:
+        script = tree / path.strip("/")
+        assert os.access(script, os.X_OK), path
+        check = subprocess.run([str(tree / "bin/busybox"), "sh", "-n", str(script)],
+                               capture_output=True, text=True)
+        assert check.returncode == 0, f"{path}: {check.stderr}"
 
 
 def test_template_base_is_read_only(home):

@@ -17,7 +17,7 @@ from umlgui import paths
 from umlgui.errors import ConfigError, UmlguiError
 from umlgui.jobs import Cancelled, Progress
 from umlgui.templates import debian
-from umlgui.templates.base import catalogue
+from umlgui.templates.base import catalogue, guest_files
 from umlgui.templates.debian import DebianTemplate, configure_tree
 
 FILES = resources.files("umlgui.templates") / "debian_files"
@@ -99,7 +99,8 @@ def test_apt_sources_and_no_build_leftovers(tree):
 
 
 def test_every_script_a_unit_or_inittab_names_is_installed_and_parses(tree):
-    installed = {"/" + target for _, target, _ in debian.FILES}
+    files = list(guest_files("debian_files", debian.FILES))
+    installed = {"/" + target for _, _, target, _ in files}
     referenced = set()
     for unit in units(tree).rglob("*.service"):
         if not unit.is_symlink():
@@ -108,7 +109,7 @@ def test_every_script_a_unit_or_inittab_names_is_installed_and_parses(tree):
     referenced |= set(re.findall(r"(/usr/local/[\w/.-]*\w)", (units(tree) / "getty@.service.d/umlgui.conf").read_text()))
     assert referenced and referenced <= installed
     assert debian.INIT in installed
-    for source, target, mode in debian.FILES:
+    for source, _, target, mode in files:
         path = tree / target
         if mode & 0o111:
             shell = "/bin/busybox" if path.read_text().startswith("#!/bin/busybox") else "/bin/sh"

@@ -13,7 +13,9 @@ import os
 import shutil
 import time
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import tomli_w
@@ -25,6 +27,28 @@ from umlgui.jobs import Cancelled, Progress
 BASE_IMAGE = "base.img"
 ROOT_DIR = "root"
 INFO_FILE = "template.toml"
+# Guest scripts every template installs: (file in shared_files/, path in the tree, mode).
+# "hostlab" runs a Netkit lab's overlay, NAME.startup and NAME.shutdown (see hostlab's header).
+SHARED_FILES = (
+    ("hostlab", "usr/local/lib/umlgui/hostlab", 0o755),
+)
+
+
+def guest_files(directory: str, table) -> Iterator[tuple[str, bytes, str, int]]:
+    """(name, content, path in the tree, mode) of a template's own files from `directory`
+    (a folder of umlgui.templates, listed by `table`), then of the shared ones."""
+    package = resources.files("umlgui.templates")
+    for folder, entries in ((directory, table), ("shared_files", SHARED_FILES)):
+        for source, target, mode in entries:
+            yield source, (package / folder / source).read_bytes(), target, mode
+
+
+def install_guest_files(root: Path, directory: str, table) -> None:
+    for _name, content, target, mode in guest_files(directory, table):
+        path = root / target
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        path.chmod(mode)
 
 
 @dataclass

@@ -11,12 +11,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from importlib import resources
 from pathlib import Path
 
 from umlgui.errors import NotFoundError
 from umlgui.jobs import Progress
-from umlgui.templates.base import BASE_IMAGE, ROOT_DIR, Template
+from umlgui.templates.base import BASE_IMAGE, ROOT_DIR, Template, install_guest_files
 
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 IMAGE_SIZE = 64 << 20
@@ -81,11 +80,7 @@ def build_tree(dest: Path, *, autologin: bool = False) -> Path:
     shutil.copy2(busybox, dest / "bin/busybox")
     for applet in applets(busybox):
         _link_applet(dest, applet)
-    files = resources.files("umlgui.templates") / "busybox_files"
-    for source, target, mode in FILES:
-        path = dest / target
-        path.write_bytes((files / source).read_bytes())
-        path.chmod(mode)
+    install_guest_files(dest, "busybox_files", FILES)
     for target, text in TEXT_FILES.items():
         (dest / target).write_text(text)
     (dest / "etc/shadow").chmod(0o600)

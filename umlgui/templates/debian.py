@@ -26,7 +26,6 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import platformdirs
@@ -35,7 +34,8 @@ import tomli_w
 from umlgui import paths
 from umlgui.errors import ConfigError, NotFoundError, UmlguiError
 from umlgui.jobs import Cancelled, Progress
-from umlgui.templates.base import BASE_IMAGE, ROOT_DIR, Template, TemplateBuildError
+from umlgui.templates.base import (BASE_IMAGE, ROOT_DIR, Template, TemplateBuildError, guest_files,
+                                   install_guest_files)
 
 SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -67,7 +67,6 @@ FILES = (
     ("fix-cpuinfo", f"{SCRIPTS}/fix-cpuinfo", 0o755),
     ("network-up", f"{SCRIPTS}/network-up", 0o755),
     ("apply-seed", f"{SCRIPTS}/apply-seed", 0o755),
-    ("hostlab", f"{SCRIPTS}/hostlab", 0o755),
     ("ctrlaltdel", f"{SCRIPTS}/ctrlaltdel", 0o755),
     ("tt-rcS", f"{SCRIPTS}/tt-rcS", 0o755),
     ("tt-rcK", f"{SCRIPTS}/tt-rcK", 0o755),
@@ -190,10 +189,9 @@ def recipe_id() -> str:
     """Changes whenever what a build produces may change: suite, packages, files, code."""
     digest = hashlib.sha256(f"{SUITE} {' '.join(PACKAGES)}".encode())
     digest.update(Path(__file__).read_bytes())
-    files = resources.files("umlgui.templates") / "debian_files"
-    for source, target, mode in FILES:
+    for source, content, target, mode in guest_files("debian_files", FILES):
         digest.update(f"{source} {target} {mode:o}".encode())
-        digest.update((files / source).read_bytes())
+        digest.update(content)
     return digest.hexdigest()[:16]
 
 
@@ -399,12 +397,7 @@ def _unmount_below(path: Path) -> None:
 def configure_tree(root: Path, mirror: str, security: str = DEFAULT_SECURITY_MIRROR) -> None:
     """Make a debootstrapped tree boot under UML. Runs nothing inside the tree."""
     root = Path(root)
-    files = resources.files("umlgui.templates") / "debian_files"
-    for source, target, mode in FILES:
-        path = root / target
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes((files / source).read_bytes())
-        path.chmod(mode)
+    install_guest_files(root, "debian_files", FILES)
     for target, text in TEXT_FILES.items():
         path = root / target
         path.parent.mkdir(parents=True, exist_ok=True)
