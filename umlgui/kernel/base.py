@@ -32,3 +32,7 @@ class Engine:
 
     def env(self, machine, ctx: LaunchContext) -> dict[str, str]:
         return {}
+
+    def explain_panic(self, machine, text: str) -> str:
+        """What the user reads when the kernel panics with `text`."""
+        return f"kernel panic: {text}"

@@ -215,7 +215,7 @@ class Worker:
             self.socket_seen_at = time.time()
             self.set_state(st.BOOTING)
         elif note.type == NotifyType.PANIC:
-            self.state.message = f"kernel panic: {note.text}"
+            self.state.message = self.engine.explain_panic(self.machine, note.text)
             self.save_state()
         elif note.type == NotifyType.HANG:
             self.state.message = "the guest's watchdog reports a hang"
