@@ -65,7 +65,8 @@ class LinuxEngine(Engine):
             return f"{explained}; the root disk ubd0 ({root}) cannot be read: {exc}"
         if filesystem is None:
             return (f"{explained}; the root disk ubd0 ({root}) holds no filesystem the kernel "
-                    "knows: make an image with a root filesystem ubd0, e.g. a template's")
+                    "knows: make ubd0 an image holding a root filesystem (a template's, or one "
+                    "you built) and this disk ubd1")
         # seen about once in 450 boots of several machines at once; the disk stays untouched
         return (f"{explained}; the root disk ubd0 ({root}) holds {filesystem}: boot again, and "
                 f"if it fails again check root= in the kernel arguments and "
