@@ -187,7 +187,8 @@ def cmd_list(args) -> int:
         state = client.machine_state(name)
         rows.append({"name": name, "state": state.state, "engine": machine.engine,
                      "memory": format_size(machine.memory), "uptime": state.uptime(),
-                     "exit_code": state.exit_code, "template": machine.template})
+                     "exit_code": state.exit_code, "template": machine.template,
+                     "message": state.message})
     if args.json:
         import json
         print(json.dumps(rows, indent=2))
@@ -200,6 +201,8 @@ def cmd_list(args) -> int:
         extra = _duration(row["uptime"]) if row["uptime"] else (
             f"exit {row['exit_code']}" if row["exit_code"] is not None else "")
         print(f"{row['name']:<20} {row['state']:<10} {row['engine']:<7} {row['memory']:<7} {extra}")
+        if row["message"] and not row["uptime"]:
+            print(f"{'':<20} {row['message']}")      # why it stopped, under its row
     return 0
 
 

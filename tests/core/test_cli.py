@@ -30,7 +30,7 @@ def test_create_list_show_rm(home, capsys):
     assert main(["list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out.split("\n", 1)[1])
     assert rows == [{"name": "pc1", "state": "stopped", "engine": "linux", "memory": "96M",
-                     "uptime": None, "exit_code": None, "template": "busybox"}]
+                     "uptime": None, "exit_code": None, "template": "busybox", "message": ""}]
     assert main(["show", "pc1"]) == 0
     assert "ubd0=" in capsys.readouterr().out
     assert main(["rm", "pc1"]) == 0

@@ -179,7 +179,9 @@ def test_autologin_serial_line_and_poweroff_from_inside(debian_home):
     serial.read_until(rb"root@deb6:~# ", BOOT_TIMEOUT)       # logged in without a prompt
     assert serial.run("tty") == "/dev/ttyS0"
     serial.send("poweroff\n")
-    assert wait_for_state("deb6", "halted", timeout=60).exit_code == 0
+    final = wait_for_state("deb6", "halted", timeout=60)
+    # UML 6.1 rarely fails in its own exit after the guest halted (once in CI): still a halt
+    assert final.exit_code == 0 or final.message.startswith("the guest halted cleanly")
 
 
 def test_dhcp_on_eth0_from_slirp(debian_home):
