@@ -40,6 +40,11 @@ def test_busybox_boot_scripts_call_installed_scripts_that_parse(tmp_path):
         check = subprocess.run([str(tree / "bin/busybox"), "sh", "-n", str(script)],
                                capture_output=True, text=True)
         assert check.returncode == 0, f"{path}: {check.stderr}"
+    # outside a lab (no hostlab= in /proc/cmdline, as on this host) it does nothing, and
+    # Ctrl-Alt-Del is not asked to power off
+    hostlab = [str(tree / "bin/busybox"), "sh", str(tree / "usr/local/lib/umlgui/hostlab")]
+    assert subprocess.run([*hostlab, "start"]).returncode == 0
+    assert subprocess.run([*hostlab, "halt-requested"]).returncode == 1
 
 
 def test_template_base_is_read_only(home):

@@ -43,12 +43,17 @@ def guest_files(directory: str, table) -> Iterator[tuple[str, bytes, str, int]]:
             yield source, (package / folder / source).read_bytes(), target, mode
 
 
-def install_guest_files(root: Path, directory: str, table) -> None:
+def install_guest_files(root: Path, directory: str, table, texts: dict[str, str]) -> None:
+    """The template's files, the shared ones, then `texts` (path in the tree: its content)."""
     for _name, content, target, mode in guest_files(directory, table):
         path = root / target
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
         path.chmod(mode)
+    for target, text in texts.items():
+        path = root / target
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
 
 
 @dataclass

@@ -80,9 +80,7 @@ def build_tree(dest: Path, *, autologin: bool = False) -> Path:
     shutil.copy2(busybox, dest / "bin/busybox")
     for applet in applets(busybox):
         _link_applet(dest, applet)
-    install_guest_files(dest, "busybox_files", FILES)
-    for target, text in TEXT_FILES.items():
-        (dest / target).write_text(text)
+    install_guest_files(dest, "busybox_files", FILES, TEXT_FILES)
     (dest / "etc/shadow").chmod(0o600)
     if autologin:
         (dest / "etc/autologin").write_text("")

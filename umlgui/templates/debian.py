@@ -34,6 +34,7 @@ import tomli_w
 from umlgui import paths
 from umlgui.errors import ConfigError, NotFoundError, UmlguiError
 from umlgui.jobs import Cancelled, Progress
+from umlgui.templates import base
 from umlgui.templates.base import (BASE_IMAGE, ROOT_DIR, Template, TemplateBuildError, guest_files,
                                    install_guest_files)
 
@@ -189,6 +190,7 @@ def recipe_id() -> str:
     """Changes whenever what a build produces may change: suite, packages, files, code."""
     digest = hashlib.sha256(f"{SUITE} {' '.join(PACKAGES)}".encode())
     digest.update(Path(__file__).read_bytes())
+    digest.update(Path(base.__file__).read_bytes())          # installs the files
     for source, content, target, mode in guest_files("debian_files", FILES):
         digest.update(f"{source} {target} {mode:o}".encode())
         digest.update(content)
@@ -397,11 +399,7 @@ def _unmount_below(path: Path) -> None:
 def configure_tree(root: Path, mirror: str, security: str = DEFAULT_SECURITY_MIRROR) -> None:
     """Make a debootstrapped tree boot under UML. Runs nothing inside the tree."""
     root = Path(root)
-    install_guest_files(root, "debian_files", FILES)
-    for target, text in TEXT_FILES.items():
-        path = root / target
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+    install_guest_files(root, "debian_files", FILES, TEXT_FILES)
     (root / "etc/machine-id").chmod(0o444)
     (root / "etc/apt/sources.list").write_text(apt_sources(mirror, security))
     _set_units(root)
