@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from guest import GuestConsole, diagnostics, wait_for_state
+from umlgui import paths
 from umlgui.errors import UmlguiError
+from umlgui.host.mconsole import SETTLE_TIMEOUT_S
 from umlgui.host.process import is_alive
 from umlgui.model import library
 from umlgui.worker import client
@@ -64,6 +66,39 @@ def test_boot_login_command_and_halt(home):
     final = wait_for_state("vm1", "halted")
     assert final.exit_code == 0
     assert not (Path(os.environ["UMLGUI_RUNTIME"]) / "vm1" / "vm1").exists()   # instance dir cleaned
+
+
+def test_halt_keeps_what_was_written_just_before(home):
+    console = boot("keep")
+    console.login()
+    # no sync: the file and its directory entry are still in the guest's caches
+    written = console.run("dd if=/dev/urandom of=/root/data bs=1M count=8 2>/dev/null; "
+                          "md5sum /root/data")
+    client.halt("keep")
+    assert wait_for_state("keep", "halted").exit_code == 0
+    client.start("keep")
+    client.wait_until_ready("keep", timeout=60)
+    console = GuestConsole("keep", replay=False)
+    console.send("\n")
+    console.login()
+    assert console.run("md5sum /root/data") == written
+    assert "recover" not in console.run("dmesg | grep -i ext4")     # unmounted cleanly too
+
+
+def test_halt_when_the_guest_refuses_sysrq_or_is_paused(home):
+    console = boot("nosysrq")
+    console.login()
+    console.run("echo 0 > /proc/sys/kernel/sysrq")
+    started = time.monotonic()
+    client.halt("nosysrq")
+    wait_for_state("nosysrq", "halted")
+    assert time.monotonic() - started < SETTLE_TIMEOUT_S      # did not wait for a remount
+    worker_log = (paths.logs_dir("nosysrq") / "worker.log").read_text()
+    assert "disks were not all read-only" in worker_log
+    boot("paused")
+    assert client.mconsole("paused", "stop")["err"] == 0
+    client.halt("paused")                                   # without `proc`, which could wedge it
+    assert wait_for_state("paused", "halted").exit_code == 0
 
 
 def test_reboot_keeps_machine_alive_and_kill_is_reported(home):

@@ -94,7 +94,8 @@ def test_create_boot_login_pause_drop_and_halt(qtbot, window, tmp_path):
     window.actions["pause"].trigger()
     wait_for_state(qtbot, window, "vm1", "paused", timeout=15000)
     assert window.actions["pause"].text() == "&Resume"
-    assert not window.actions["halt"].isEnabled()       # UML's stop/go hazard
+    assert not window.actions["cad"].isEnabled()        # UML's stop/go hazard
+    assert window.actions["halt"].isEnabled()           # the worker resumes it, then halts
     window.actions["pause"].trigger()
     wait_for_state(qtbot, window, "vm1", "running", timeout=15000)
 

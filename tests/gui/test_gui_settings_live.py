@@ -119,6 +119,7 @@ def test_mconsole_page_runs_commands_and_respects_pause(qtbot, running):
     qtbot.waitUntil(lambda: dialog.state.state == "paused", timeout=20000)
     assert page.buttons["version"].isEnabled() and page.buttons["go"].isEnabled()
     assert not page.buttons["cad"].isEnabled() and not page.proc_path.isEnabled()
+    assert not page.buttons["halt"].isEnabled()        # it would panic a stopped guest
     page.send_now("proc uptime")
     assert "not sent: live is paused" in page.output.toPlainText()
     page.buttons["go"].click()

@@ -66,8 +66,8 @@ ACTIONS = (
 
 # What each action needs of the selected machine's state
 NEEDS_STOPPED = {"boot", "clone", "rename", "delete"}
-NEEDS_LIVE = {"console", "kill"}
-NEEDS_RUNNING = {"halt", "reboot", "cad"}         # live and not paused (UML's stop/go hazard)
+NEEDS_LIVE = {"console", "kill", "halt", "reboot"}   # the worker resumes a paused one first
+NEEDS_RUNNING = {"cad"}                         # live and not paused (UML's stop/go hazard)
 NEEDS_MACHINE = {"attach", "settings"}
 
 

@@ -103,8 +103,38 @@ COMMAND_ORDER = ("version", "halt", "reboot", "config", "remove", "sysrq", "help
 # The stop/go hazard (UML-INTERFACES.md §2.5): while stopped, UML runs every command inline,
 # and commands that may sleep (`proc`, `config`, ...) can let the normal interrupt path read the
 # now-blocking socket, leaving the instance wedged for good. Only these are safe while stopped;
-# the worker refuses the others until `go`.
-STOP_SAFE_COMMANDS = ("version", "sysrq", "go", "halt", "reboot")
+# the worker refuses the others until `go`. Not `halt` or `reboot`: sent while stopped, either
+# panics the guest ("Segfault with no mm", verified with UML 6.1); the worker's own halt and
+# reboot resume the guest first.
+STOP_SAFE_COMMANDS = ("version", "sysrq", "go")
+
+SETTLE_TIMEOUT_S = 15.0    # a guest with a big dirty cache on a loaded host
+
+
+def settle_filesystems(client: "MconsoleClient", units, timeout: float = SETTLE_TIMEOUT_S) -> bool:
+    """Sync the guest's filesystems, remount them read-only, and wait until its ext4 disks
+    (ubd `units`) say "ro". sysrq s and u only queue that work inside the guest: a halt sent
+    right after them lost a file written just before (it was gone on the next boot). Only for
+    a running guest: `proc` can wedge a stopped one. False if a disk was still writable at the
+    deadline, or the guest's kernel.sysrq setting refused."""
+    client.request("sysrq s")
+    if "Remount" not in client.request("sysrq u").text:
+        return False        # kernel.sysrq refused it, silently (0) or saying "disabled"
+    probes = [f"proc fs/ext4/ubd{chr(ord('a') + unit)}/options" for unit in units]
+    deadline = time.monotonic() + timeout
+    while True:
+        probes = [probe for probe in probes if _mounted_writable(client.request(probe))]
+        if not probes:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
+def _mounted_writable(reply: "MconsoleReply") -> bool:
+    """An ext4 options file's first word is rw or ro; a disk not mounted as ext4 has none."""
+    return reply.ok and reply.text.split()[:1] == ["rw"]
+
 
 # SysRq actions offered in a menu, in menu order. Availability depends on the guest kernel's
 # configuration and its kernel.sysrq setting.

@@ -27,7 +27,8 @@ from pathlib import Path
 from umlgui import paths
 from umlgui.errors import UmlguiError
 from umlgui.host.mconsole import (
-    STOP_SAFE_COMMANDS, MconsoleClient, MconsoleError, NotifyListener, NotifyType,
+    SETTLE_TIMEOUT_S, STOP_SAFE_COMMANDS, MconsoleClient, MconsoleError, NotifyListener,
+    NotifyType, settle_filesystems,
 )
 from umlgui.host.process import is_alive, kill_tree
 from umlgui.kernel.base import LaunchContext
@@ -361,14 +362,30 @@ class Worker:
 
     def op_halt(self, conn, request, rest) -> None:
         self._require_live()
+        settle = self._settle_disks_step()
         self.set_state(st.HALTING)
-        self._mconsole_async(conn, "halt", prelude=("sysrq s", "sysrq u"))
-        self.after(HALT_GRACE_S, self._terminate_if_alive)
+        self._mconsole_async(conn, "halt", before=settle)
+        self.after(SETTLE_TIMEOUT_S + HALT_GRACE_S, self._terminate_if_alive)
 
     def op_reboot(self, conn, request, rest) -> None:
         self._require_live()
+        settle = self._settle_disks_step()
         self.set_state(st.REBOOTING)
-        self._mconsole_async(conn, "reboot", prelude=("sysrq s",))
+        self._mconsole_async(conn, "reboot", before=settle)
+
+    def _settle_disks_step(self):
+        """What runs before mconsole's halt or reboot, which stop the guest at once: its
+        filesystems synced and read-only first, so nothing written is lost. A paused guest is
+        resumed first: halt or reboot while stopped panics it, and `proc` could wedge it."""
+        paused = self.state.state == st.PAUSED
+
+        def settle(mconsole) -> None:
+            if paused:
+                mconsole.request("go")
+            if not settle_filesystems(mconsole, self.machine.disks):
+                print(f"{time.ctime()}: {self.machine.name}'s disks were not all read-only "
+                      f"after {SETTLE_TIMEOUT_S:.0f} s; stopping it anyway", flush=True)
+        return settle
 
     def op_kill(self, conn, request, rest) -> None:
         self.request_kill()
@@ -417,16 +434,17 @@ class Worker:
 
     # --- mconsole -----------------------------------------------------------------------
 
-    def _mconsole_async(self, conn, command: str, prelude: tuple[str, ...] = ()) -> None:
-        """Run mconsole requests off the loop thread: proc-context replies can take seconds."""
+    def _mconsole_async(self, conn, command: str, before=None) -> None:
+        """Run mconsole requests off the loop thread: proc-context replies can take seconds.
+        `before(client)` runs first on the same connection."""
         path = self.state.mconsole or str(self.run_dir / self.machine.umid / "mconsole")
         self.pending_mconsole[conn] = command
 
         def run() -> None:
             try:
                 with MconsoleClient(path, timeout=10.0) as client:
-                    for step in prelude:
-                        client.request(step)
+                    if before is not None:
+                        before(client)
                     reply = client.request(command)
                 message = {"ok": True, "err": reply.err, "text": reply.text}
                 self.call_soon_threadsafe(lambda: self._after_mconsole(command, reply.ok))
