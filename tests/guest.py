@@ -76,3 +76,9 @@ def wait_for_state(name: str, wanted: str, timeout: float = 30.0):
             return state
         time.sleep(0.1)
     raise AssertionError(f"expected {name} to be {wanted}\n{diagnostics(name)}")
+
+
+def halted_cleanly(state) -> bool:
+    """Exit 0, or UML 6.1's rare failure in its own exit after a clean halt, which the worker
+    reports as a halt with this message (seen once in CI, never reproduced in 600 halts)."""
+    return state.exit_code == 0 or state.message.startswith("the guest halted cleanly")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from guest import GuestConsole, diagnostics, wait_for_state
+from guest import GuestConsole, diagnostics, halted_cleanly, wait_for_state
 from umlgui import paths
 from umlgui.errors import UmlguiError
 from umlgui.host.mconsole import SETTLE_TIMEOUT_S
@@ -63,8 +63,7 @@ def test_boot_login_command_and_halt(home):
     reply = client.mconsole("vm1", "version")
     assert reply["err"] == 0 and "6.1.176" in reply["text"]
     client.halt("vm1")
-    final = wait_for_state("vm1", "halted")
-    assert final.exit_code == 0
+    assert halted_cleanly(wait_for_state("vm1", "halted"))
     assert not (Path(os.environ["UMLGUI_RUNTIME"]) / "vm1" / "vm1").exists()   # instance dir cleaned
 
 
@@ -75,7 +74,7 @@ def test_halt_keeps_what_was_written_just_before(home):
     written = console.run("dd if=/dev/urandom of=/root/data bs=1M count=8 2>/dev/null; "
                           "md5sum /root/data")
     client.halt("keep")
-    assert wait_for_state("keep", "halted").exit_code == 0
+    assert halted_cleanly(wait_for_state("keep", "halted"))
     client.start("keep")
     client.wait_until_ready("keep", timeout=60)
     console = GuestConsole("keep", replay=False)
@@ -182,7 +181,7 @@ def test_panic_is_reported_as_crashed(home):
     assert "panic" in final.message
 
 
-def test_a_kernel_failing_on_exit_after_the_guest_halted_is_still_a_halt(home, tmp_path):
+def test_a_kernel_failing_on_exit_after_a_clean_halt_is_still_a_halt(home, tmp_path):
     # UML 6.1 rarely faults in its own exit path after a guest's poweroff (once in CI); this
     # kernel runs the real one and then aborts the same way, so the fault comes on cue
     kernel = tmp_path / "linux-aborting-on-exit"
@@ -203,6 +202,12 @@ def test_a_kernel_failing_on_exit_after_the_guest_halted_is_still_a_halt(home, t
     listing = subprocess.run([sys.executable, "-m", "umlgui", "list"], capture_output=True,
                              text=True, check=True).stdout
     assert re.search(r"late +halted .* exit 134\n +the guest halted cleanly", listing)
+    # the same after a halt from the host, which found the disks read-only first
+    client.start("late")
+    client.wait_until_ready("late", timeout=60)
+    client.halt("late")
+    final = wait_for_state("late", "halted", timeout=60)
+    assert final.exit_code == 134 and final.message.startswith("the guest halted cleanly")
 
 
 def test_root_disk_without_a_filesystem_is_named_in_the_panic(home, tmp_path):

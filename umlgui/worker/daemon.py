@@ -65,6 +65,7 @@ class Worker:
         self.deadline_actions: list[tuple[float, callable]] = []
         self.lock = threading.Lock()      # mconsole replies come from threads
         self.tail = b""                   # last bytes of con0, for prompt detection
+        self.disks_settled = False        # a host halt found every ext4 disk read-only
         self.socket_seen_at: float | None = None
         self.pending_mconsole: dict[socket.socket, str] = {}
         self.wakeup_r, self.wakeup_w = os.pipe()
@@ -221,6 +222,7 @@ class Worker:
             self.state.boots += 1
             self.state.ready = False
             self.socket_seen_at = time.time()
+            self.disks_settled = False
             self.set_state(st.BOOTING)
         elif note.type == NotifyType.PANIC:
             self.state.message = self.engine.explain_panic(self.machine, note.text)
@@ -244,7 +246,7 @@ class Worker:
             final = st.HALTED
         elif code == 1 and self.state.state == st.HALTING:
             final = st.HALTED       # SIGTERM after a halt that did not finish: still a halt
-        elif self.guest_said_halted():
+        elif self.guest_said_halted() or (self.disks_settled and self.state.state == st.HALTING):
             final = st.HALTED
             self.state.message = _exit_after_halt_message(code, self.state.message)
         else:
@@ -382,7 +384,8 @@ class Worker:
         def settle(mconsole) -> None:
             if paused:
                 mconsole.request("go")
-            if not settle_filesystems(mconsole, self.machine.disks):
+            self.disks_settled = settle_filesystems(mconsole, self.machine.disks)
+            if not self.disks_settled:
                 print(f"{time.ctime()}: {self.machine.name}'s disks were not all read-only "
                       f"after {SETTLE_TIMEOUT_S:.0f} s; stopping it anyway", flush=True)
         return settle
@@ -505,7 +508,8 @@ def _exit_after_halt_message(code: int, panic: str) -> str:
     """UML 6.1 can fail while its process winds down after the guest halted; seen once in CI as
     "Kernel mode fault at addr 0x7ffffffff000", raised in the kernel's stack dumper as it ran
     off the top of the host process's stack. The guest had finished by then: it prints its
-    halt line after syncing and unmounting its disks."""
+    halt line after syncing and unmounting its disks, and a halt from the host waits until
+    they are read-only."""
     why = f" ({panic})" if panic else ""
     return (f"the guest halted cleanly; the UML kernel process then failed as it exited "
             f"(exit status {code}{why}). The guest had synced its disks first, so nothing "
