@@ -111,16 +111,17 @@ STOP_SAFE_COMMANDS = ("version", "sysrq", "go")
 SETTLE_TIMEOUT_S = 15.0    # a guest with a big dirty cache on a loaded host
 
 
-def settle_filesystems(client: "MconsoleClient", units, timeout: float = SETTLE_TIMEOUT_S) -> bool:
+def settle_filesystems(client: "MconsoleClient", devices, timeout: float = SETTLE_TIMEOUT_S) -> bool:
     """Sync the guest's filesystems, remount them read-only, and wait until its ext4 disks
-    (ubd `units`) say "ro". sysrq s and u only queue that work inside the guest: a halt sent
-    right after them lost a file written just before (it was gone on the next boot). Only for
-    a running guest: `proc` can wedge a stopped one. False if a disk was still writable at the
-    deadline, or the guest's kernel.sysrq setting refused."""
+    (`devices`, as the guest names them: ubda, ...) say "ro". sysrq s and u only queue that
+    work inside the guest: a halt sent right after them lost a file written just before (it
+    was gone on the next boot). Only for a running guest: `proc` can wedge a stopped one.
+    False if a disk was still writable at the deadline, or the guest's kernel.sysrq setting
+    refused."""
     client.request("sysrq s")
     if "Remount" not in client.request("sysrq u").text:
         return False        # kernel.sysrq refused it, silently (0) or saying "disabled"
-    probes = [f"proc fs/ext4/ubd{chr(ord('a') + unit)}/options" for unit in units]
+    probes = [f"proc fs/ext4/{device}/options" for device in devices]
     deadline = time.monotonic() + timeout
     while True:
         probes = [probe for probe in probes if _mounted_writable(client.request(probe))]

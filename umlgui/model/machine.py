@@ -123,6 +123,11 @@ def _console_order(name: str) -> tuple[int, int]:
     return (0 if match.group(1) == "con" else 1, int(match.group(2))) if match else (2, 0)
 
 
+def guest_disk_name(unit: int) -> str:
+    """What the guest calls ubdN: ubd0 is /dev/ubda."""
+    return f"ubd{'abcdefghijklmnop'[unit]}"
+
+
 def parse_ubd_unit(text: str) -> int:
     """'0'..'15', 'a'..'p', or C strtoul forms ('010' is octal 8) as UML parses them."""
     if len(text) == 1 and text.isalpha():

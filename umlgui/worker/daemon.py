@@ -34,6 +34,7 @@ from umlgui.host.process import is_alive, kill_tree
 from umlgui.kernel.base import LaunchContext
 from umlgui.kernel.engines import get_engine
 from umlgui.model import library
+from umlgui.model.machine import guest_disk_name
 from umlgui.net.internet import prepare_networks
 from umlgui.worker import protocol
 from umlgui.worker import state as st
@@ -199,7 +200,7 @@ class Worker:
 
     def _watch_for_prompt(self, data: bytes) -> None:
         self.tail = (self.tail + data)[-512:]
-        if b"reboot: Restarting system" in data or b"Restarting system" in data:
+        if b"Restarting system" in data:
             self.set_state(st.REBOOTING)
         if self.guest_said_halted():
             self.set_state(st.HALTING)
@@ -211,7 +212,9 @@ class Worker:
 
     def guest_said_halted(self) -> bool:
         """The last thing con0 showed is the kernel's halt line (so not a line typed earlier)."""
-        return ANSI_RE.sub(b"", self.tail).rstrip().endswith(GUEST_HALTED)
+        # the substring test first: this runs on every chunk of con0 output
+        return b"reboot: " in self.tail and \
+            ANSI_RE.sub(b"", self.tail).rstrip().endswith(GUEST_HALTED)
 
     def on_notify(self) -> None:
         note = self.notify.read()
@@ -380,11 +383,12 @@ class Worker:
         filesystems synced and read-only first, so nothing written is lost. A paused guest is
         resumed first: halt or reboot while stopped panics it, and `proc` could wedge it."""
         paused = self.state.state == st.PAUSED
+        devices = [guest_disk_name(unit) for unit in self.machine.disks]
 
         def settle(mconsole) -> None:
             if paused:
                 mconsole.request("go")
-            self.disks_settled = settle_filesystems(mconsole, self.machine.disks)
+            self.disks_settled = settle_filesystems(mconsole, devices)
             if not self.disks_settled:
                 print(f"{time.ctime()}: {self.machine.name}'s disks were not all read-only "
                       f"after {SETTLE_TIMEOUT_S:.0f} s; stopping it anyway", flush=True)

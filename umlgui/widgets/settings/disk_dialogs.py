@@ -19,8 +19,7 @@ from umlgui.errors import ConfigError, NotFoundError, UmlguiError
 from umlgui.gui.jobs import show_error
 from umlgui.host import cow, images
 from umlgui.jobs import Progress
-from umlgui.model.machine import Disk
-from umlgui.widgets.settings.hotplug import guest_disk_name
+from umlgui.model.machine import Disk, guest_disk_name
 from umlgui.widgets.size_edit import SizeEdit
 
 NEW, EXISTING, COW = "new", "existing", "cow"

@@ -23,7 +23,7 @@ from umlgui.gui.jobs import show_error
 from umlgui.host import cow, images
 from umlgui.jobs import Cancelled
 from umlgui.model import library
-from umlgui.model.machine import MAX_UBD, Disk, Machine
+from umlgui.model.machine import MAX_UBD, Disk, Machine, guest_disk_name
 from umlgui.model.units import human_size
 from umlgui.widgets.settings import hotplug
 from umlgui.widgets.settings.disk_dialogs import (AddDiskDialog, MergeDialog, MergeRequest,
@@ -210,7 +210,7 @@ class DisksPage(SettingsPage):
 
     def _cells(self, unit: int, disk: Disk) -> list[str]:
         info, note = self.infos.get(disk.file, (None, "…"))
-        device = f"ubd{unit} ({hotplug.guest_disk_name(unit)})"
+        device = f"ubd{unit} ({guest_disk_name(unit)})"
         flags = ", ".join(label.lower() for field, label, _ in FLAG_FIELDS if getattr(disk, field))
         file_name = Path(disk.file).name
         if info is None:

@@ -11,14 +11,7 @@ import re
 
 from umlgui.errors import StateError, UmlguiError
 from umlgui.model.cmdline import disk_arg, net_arg
-from umlgui.model.machine import Disk, Machine
-
-_UBD_LETTERS = "abcdefghijklmnop"
-
-
-def guest_disk_name(unit: int) -> str:
-    """What the guest calls ubdN: ubd0 is /dev/ubda."""
-    return f"ubd{_UBD_LETTERS[unit]}"
+from umlgui.model.machine import Disk, Machine, guest_disk_name
 
 
 def add_disk_command(unit: int, disk: Disk) -> str:
