@@ -85,15 +85,18 @@ def test_halt_keeps_what_was_written_just_before(home):
 
 
 def test_halt_when_the_guest_refuses_sysrq_or_is_paused(home):
-    console = boot("nosysrq")
-    console.login()
-    console.run("echo 0 > /proc/sys/kernel/sysrq")
-    started = time.monotonic()
-    client.halt("nosysrq")
-    wait_for_state("nosysrq", "halted")
-    assert time.monotonic() - started < SETTLE_TIMEOUT_S      # did not wait for a remount
-    worker_log = (paths.logs_dir("nosysrq") / "worker.log").read_text()
-    assert "disks were not all read-only" in worker_log
+    # all SysRq keys off, then a mask with sync (16) but not remount (32)
+    for setting in ("0", "16"):
+        name = f"sysrq{setting}"
+        console = boot(name)
+        console.login()
+        console.run(f"echo {setting} > /proc/sys/kernel/sysrq")
+        started = time.monotonic()
+        client.halt(name)
+        wait_for_state(name, "halted")
+        assert time.monotonic() - started < SETTLE_TIMEOUT_S      # did not wait for a remount
+        worker_log = (paths.logs_dir(name) / "worker.log").read_text()
+        assert "disks were not all read-only" in worker_log
     boot("paused")
     assert client.mconsole("paused", "stop")["err"] == 0
     client.halt("paused")                                   # without `proc`, which could wedge it

@@ -23,7 +23,7 @@ from umlgui.host.mconsole import (
     SYSRQ_KEYS, MconsoleClient, MconsoleCommandError, MconsoleError, MconsoleReply,
     MconsoleServer, MconsoleTimeout, MconsoleUnavailable, Notification, NotifyListener,
     NotifyType, absolutize_ubd_config, send_notification, send_panic_notification,
-    send_socket_notification,
+    send_socket_notification, settle_filesystems,
 )
 
 PROC_FILE = "".join(f"line {n:04d} " + "x" * 40 + "\n" for n in range(100))   # ~5000 chars
@@ -574,6 +574,37 @@ def test_server_replaces_stale_socket_but_not_other_files(short_dir):
     assert path.read_text() == "precious"
     with pytest.raises(MconsoleError, match="Cannot create"):
         MconsoleServer(str(short_dir / "no" / "dir" / "mc"), FakeGuest())
+
+
+class GuestAnswers:
+    """The replies a guest gives to settle_filesystems' requests, and what it was sent."""
+
+    def __init__(self, sysrq_setting: str, options: list[str]):
+        self.sysrq_setting, self.options, self.sent = sysrq_setting, options, []
+
+    def request(self, command: str) -> MconsoleReply:
+        self.sent.append(command)
+        if command == "proc sys/kernel/sysrq":
+            return MconsoleReply(0, self.sysrq_setting + "\n")
+        if command.startswith("proc fs/ext4/"):
+            return MconsoleReply(0, self.options.pop(0))
+        return MconsoleReply(0, "")       # the kernel's lines may miss the reply: not relied on
+
+
+@pytest.mark.parametrize("setting", ["0", "16", "2"])
+def test_settle_does_not_wait_when_kernel_sysrq_refuses_the_remount(setting):
+    guest = GuestAnswers(setting, [])
+    assert settle_filesystems(guest, ["ubda"]) is False
+    assert guest.sent == ["proc sys/kernel/sysrq", "sysrq s", "sysrq u"]
+
+
+@pytest.mark.parametrize("setting", ["1", "438", "32"])
+def test_settle_waits_until_the_disks_say_ro(setting):
+    # an ext4 options file has one option a line, rw or ro first
+    guest = GuestAnswers(setting, ["rw\nbarrier\n", "rw\n", "ro\nbarrier\n", "ro\n"])
+    assert settle_filesystems(guest, ["ubda", "ubdb"]) is True
+    assert guest.sent[3:] == ["proc fs/ext4/ubda/options", "proc fs/ext4/ubdb/options",
+                              "proc fs/ext4/ubda/options", "proc fs/ext4/ubdb/options"]
 
 
 def test_constants_for_gui_and_worker():

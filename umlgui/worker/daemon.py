@@ -391,7 +391,8 @@ class Worker:
             self.disks_settled = settle_filesystems(mconsole, devices)
             if not self.disks_settled:
                 print(f"{time.ctime()}: {self.machine.name}'s disks were not all read-only "
-                      f"after {SETTLE_TIMEOUT_S:.0f} s; stopping it anyway", flush=True)
+                      f"(its kernel.sysrq refuses SysRq u, or they took over "
+                      f"{SETTLE_TIMEOUT_S:.0f} s); stopping it anyway", flush=True)
         return settle
 
     def op_kill(self, conn, request, rest) -> None:
