@@ -18,6 +18,7 @@ from umlgui import paths
 from umlgui.errors import UmlguiError
 from umlgui.host.mconsole import SETTLE_TIMEOUT_S
 from umlgui.host.process import is_alive
+from umlgui.kernel.linux import LinuxEngine
 from umlgui.model import library
 from umlgui.worker import client
 
@@ -101,6 +102,22 @@ def test_halt_when_the_guest_refuses_sysrq_or_is_paused(home):
     assert client.mconsole("paused", "stop")["err"] == 0
     client.halt("paused")                                   # without `proc`, which could wedge it
     assert wait_for_state("paused", "halted").exit_code == 0
+
+
+def test_boot_refuses_a_disk_another_machine_holds(home):
+    boot("first")
+    shared = library.load("first").disks[0]           # its COW layer, which UML has locked
+    second = library.new_machine("second")
+    second.disks[0] = shared
+    library.save(second)
+    with pytest.raises(UmlguiError, match=rf"second's disk ubd0 \({re.escape(shared.file)}\) "
+                                          r"is in use: process \d+ \(linux.uml umid=first\)"
+                       ) as caught:
+        client.start("second")
+    assert "halt the machine that uses it first" in caught.value.fix
+    assert client.status("first").state == "running"      # untouched
+    second.disks[0].shared = True      # UML's `c` flag: it takes no lock, so none to refuse
+    LinuxEngine().check(second)
 
 
 def test_reboot_keeps_machine_alive_and_kill_is_reported(home):

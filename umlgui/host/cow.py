@@ -180,6 +180,21 @@ def _lock(fd: int, path, exclusive: bool) -> None:
                          "stop the machine that uses this disk, then try again") from exc
 
 
+def lock_holder(path, exclusive: bool) -> int | None:
+    """The process whose lock would stop UML locking `path` for writing (exclusive) or for
+    reading, as it does every disk not flagged shared; None if there is none or the file
+    cannot be opened. Not for a process that holds locks on `path` itself: closing the file
+    here would drop them, and a process never sees its own locks."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return _lock_holder(fd, exclusive)
+    finally:
+        os.close(fd)
+
+
 def _lock_holder(fd: int, exclusive: bool) -> int | None:
     try:
         query = _FLOCK.pack(fcntl.F_WRLCK if exclusive else fcntl.F_RDLCK, os.SEEK_SET, 0, 0, 0)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
-from umlgui.errors import NotFoundError, UmlguiError
-from umlgui.host import images
+import psutil
+
+from umlgui.errors import NotFoundError, StateError, UmlguiError
+from umlgui.host import cow, images
 from umlgui.host.process import without_address_randomisation
 from umlgui.kernel.base import Engine, LaunchContext
 from umlgui.model.cmdline import disk_arg, net_arg
@@ -34,7 +37,7 @@ class LinuxEngine(Engine):
         if not machine.disks.get(0):
             raise UmlguiError(f"{machine.name} has no root disk (ubd0)",
                               "add a disk image as ubd0, or create the machine from a template")
-        _check_cow_disks(machine)
+        _check_disk_files(machine)
 
     def argv(self, machine, ctx: LaunchContext) -> list[str]:
         mconsole = ctx.uml_dir / ctx.umid / "mconsole"
@@ -115,15 +118,40 @@ def _switch_socket(name: str):
     return control_path(name)
 
 
-def _check_cow_disks(machine) -> None:
-    from pathlib import Path
-
-    from umlgui.host import cow
-
+def _check_disk_files(machine) -> None:
+    """COW layers match their backing files, and no other process (another UML, most likely)
+    holds a lock on a file UML will lock: it would fail to open the disk, and a root disk it
+    cannot open ends in a panic that names neither the file nor the holder."""
     for unit, disk in machine.disks.items():
         path = Path(disk.file)
-        if disk.data_only or not path.is_file():
+        if not path.is_file():
             continue
-        header = cow.read_header(path)
+        _check_not_locked(machine, unit, path, exclusive=not disk.readonly)
+        header = None if disk.data_only else cow.read_header(path)
         if header is not None:
-            cow.check_backing(header, disk.backing or None)
+            backing = cow.check_backing(header, disk.backing or None)
+            _check_not_locked(machine, unit, backing, exclusive=False)
+
+
+def _check_not_locked(machine, unit: int, path, exclusive: bool) -> None:
+    if machine.disks[unit].shared:       # UML's `c` flag: it takes no lock
+        return
+    holder = cow.lock_holder(path, exclusive)
+    if holder is None:
+        return
+    raise StateError(
+        f"{machine.name}'s disk ubd{unit} ({path}) is in use: process {holder} "
+        f"({_describe_process(holder)}) holds a lock on it",
+        "halt the machine that uses it first (`umlgui list`), or give this machine its own "
+        "copy-on-write layer over the image")
+
+
+def _describe_process(pid: int) -> str:
+    """`linux.uml umid=NAME` for a UML, else the program's name."""
+    try:
+        words = psutil.Process(pid).cmdline()
+    except psutil.Error:
+        return "unknown"
+    umid = next((word for word in words if word.startswith("umid=")), None)
+    program = os.path.basename(words[0]) if words else "unknown"
+    return f"{program} {umid}" if umid else program
